@@ -1,0 +1,629 @@
+"""Loading and validating ground-truth and results files (paths or already-parsed objects).
+
+Everything is checked before anything is evaluated; a malformed input raises
+:class:`~ovis_jax.FormatError` naming the item (its index in the file and its video id) and what
+was expected. The caller's objects are never mutated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from ovis_jax.errors import FormatError
+from ovis_jax.params import OCCLUSION_SCORES
+from ovis_jax.rle import MaskTable, decode_compressed, rle_problem
+
+__all__ = [
+    "GroundTruth",
+    "Results",
+    "Video",
+    "load_ground_truth",
+    "load_results",
+]
+
+logger = logging.getLogger(__name__)
+
+PathOrObject = str | os.PathLike | Mapping | Sequence
+
+
+@dataclasses.dataclass(frozen=True)
+class Video:
+    """One video of the ground truth."""
+
+    id: int
+    height: int
+    width: int
+    length: int
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class GroundTruth:
+    """A validated ground-truth file. G tracks (annotations of known categories), file order.
+
+    Attributes:
+        format: ``"ovis"`` (occlusion labels present) or ``"ytvis"`` (none).
+        videos: the videos, sorted by id.
+        category_ids: int64[K] category ids, ascending.
+        category_names: the K category names, in the order of ``category_ids``.
+        ann_id: int64[G] annotation ids.
+        video_id: int64[G].
+        category_id: int64[G].
+        iscrowd: bool[G].
+        avg_area: float64[G] mean of the non-null, non-zero entries of ``areas`` (SPEC step 2).
+        occ_score: float64[G] occlusion score (SPEC step 3); 0.0 for YouTube-VIS format.
+        masks: the tracks' frames as run lengths.
+        rles: per track, per frame, a compressed RLE dict (``counts`` as bytes) or None: the
+            input of the pycocotools reference path.
+        warnings: what loading noticed and did about it.
+        fingerprint: a string identifying this ground truth (ids, sizes, categories).
+    """
+
+    format: str
+    videos: tuple[Video, ...]
+    category_ids: np.ndarray
+    category_names: tuple[str, ...]
+    ann_id: np.ndarray
+    video_id: np.ndarray
+    category_id: np.ndarray
+    iscrowd: np.ndarray
+    avg_area: np.ndarray
+    occ_score: np.ndarray
+    masks: MaskTable
+    rles: tuple[tuple[dict | None, ...], ...]
+    warnings: tuple[str, ...]
+    fingerprint: str
+
+    @property
+    def has_occlusion(self) -> bool:
+        return self.format == "ovis"
+
+    @property
+    def video_by_id(self) -> dict[int, Video]:
+        return {v.id: v for v in self.videos}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Results:
+    """Validated results of known categories, D tracks in file order.
+
+    Attributes:
+        result_id: int64[D] ids 1..N in file order (SPEC step 1; counted over the whole file).
+        video_id: int64[D].
+        category_id: int64[D].
+        score: float64[D].
+        avg_area: float64[D] mean of the non-null, non-zero per-frame pixel counts.
+        masks: the tracks' frames as run lengths.
+        rles: per track, per frame, a compressed RLE dict or None (reference path input).
+        num_unknown_category: results whose category id is not in the ground truth (not kept).
+        warnings: what loading noticed and did about it.
+    """
+
+    result_id: np.ndarray
+    video_id: np.ndarray
+    category_id: np.ndarray
+    score: np.ndarray
+    avg_area: np.ndarray
+    masks: MaskTable
+    rles: tuple[tuple[dict | None, ...], ...]
+    num_unknown_category: int
+    warnings: tuple[str, ...]
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+
+
+def _read(source: Any, what: str) -> Any:
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            with open(source, "rb") as f:
+                raw = f.read()
+        except OSError as e:
+            raise FormatError(f"{what} file {os.fspath(source)!r}: cannot read ({e.strerror})") from e
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise FormatError(f"{what} file {os.fspath(source)!r} is not valid JSON: {e}") from e
+    return source
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+
+
+def _require(obj: Any, key: str, where: str) -> Any:
+    if not isinstance(obj, Mapping):
+        raise FormatError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    if key not in obj:
+        raise FormatError(f"{where}: missing key {key!r}")
+    return obj[key]
+
+
+# --------------------------------------------------------------------------------------------
+# Segmentations
+
+
+class _SegmentationCollector:
+    """Collects the segmentations of many tracks, converts them to compressed RLE strings,
+    decodes and validates them all at once, and builds a :class:`MaskTable`."""
+
+    def __init__(self) -> None:
+        self.strings: list[bytes] = []
+        self.where: list[tuple[str, int]] = []  # (item description, frame) per string
+        self.sizes: list[int] = []  # h * w per string
+        self.heights: list[int] = []
+        self.frame_string: list[int] = []  # per frame: index into strings, or -1
+        self.frame_start: list[int] = [0]
+        self.track_height: list[int] = []
+
+    def add_track(self, segs: Any, video: Video, where: str) -> None:
+        if not isinstance(segs, list):
+            raise FormatError(f"{where}: 'segmentations' must be a list, got {type(segs).__name__}")
+        if len(segs) != video.length:
+            raise FormatError(
+                f"{where}: 'segmentations' has {len(segs)} entries, expected {video.length} "
+                f"(the length of video {video.id})"
+            )
+        h, w = video.height, video.width
+        for t, seg in enumerate(segs):
+            # The official code tests `if seg:`, so an empty polygon list is an absent frame.
+            if seg is None or (isinstance(seg, list) and len(seg) == 0):
+                self.frame_string.append(-1)
+                continue
+            self.frame_string.append(len(self.strings))
+            self.strings.append(_to_compressed(seg, h, w, f"{where}, frame {t}"))
+            self.where.append((where, t))
+            self.sizes.append(h * w)
+            self.heights.append(h)
+        self.frame_start.append(len(self.frame_string))
+        self.track_height.append(h)
+
+    def build(self) -> tuple[MaskTable, tuple[tuple[dict | None, ...], ...]]:
+        counts, offsets, codes = decode_compressed(self.strings)
+        nruns = np.diff(offsets)
+        csum = np.zeros(counts.shape[0] + 1, dtype=np.int64)
+        np.cumsum(counts, out=csum[1:])
+        totals = csum[offsets[1:]] - csum[offsets[:-1]]
+        sizes = np.asarray(self.sizes, dtype=np.int64)
+        bad = np.flatnonzero((codes != 0) | (totals != sizes))
+        if bad.size:
+            i = int(bad[0])
+            where, t = self.where[i]
+            if codes[i] != 0:
+                problem = rle_problem(codes[i])
+            else:
+                problem = (
+                    f"RLE run lengths sum to {int(totals[i])}, expected {int(sizes[i])} "
+                    "(height x width of the video)"
+                )
+            raise FormatError(f"{where}, frame {t}: {problem}")
+        # Pixel counts: the odd-position runs.
+        pos = np.arange(counts.shape[0], dtype=np.int64) - np.repeat(offsets[:-1], nruns)
+        ones = np.where(pos % 2 == 1, counts, 0)
+        csum[1:] = np.cumsum(ones)
+        str_area = csum[offsets[1:]] - csum[offsets[:-1]]
+        fs = np.asarray(self.frame_string, dtype=np.int64)
+        present = fs >= 0
+        run_start = np.zeros(fs.shape[0] + 1, dtype=np.int64)
+        frame_runs = np.zeros(fs.shape[0], dtype=np.int64)
+        frame_runs[present] = nruns[fs[present]]
+        np.cumsum(frame_runs, out=run_start[1:])
+        area = np.zeros(fs.shape[0], dtype=np.int64)
+        area[present] = str_area[fs[present]]
+        # Strings were appended in frame order, so the runs are already in frame order.
+        table = MaskTable(
+            counts=counts.astype(np.int32),
+            run_start=run_start,
+            present=present,
+            area=area,
+            frame_start=np.asarray(self.frame_start, dtype=np.int64),
+            height=np.asarray(self.track_height, dtype=np.int64),
+        )
+        rles = []
+        for i in range(len(self.frame_start) - 1):
+            track = []
+            for f in range(self.frame_start[i], self.frame_start[i + 1]):
+                s = self.frame_string[f]
+                if s < 0:
+                    track.append(None)
+                else:
+                    h = self.heights[s]
+                    track.append({"size": [h, self.sizes[s] // h], "counts": self.strings[s]})
+            rles.append(tuple(track))
+        return table, tuple(rles)
+
+
+def _to_compressed(seg: Any, h: int, w: int, where: str) -> bytes:
+    """The compressed RLE string of one frame's segmentation (any input form)."""
+    if isinstance(seg, Mapping):
+        if "counts" not in seg or "size" not in seg:
+            raise FormatError(f"{where}: an RLE needs 'size' and 'counts'")
+        size = seg["size"]
+        if (
+            not isinstance(size, (list, tuple))
+            or len(size) != 2
+            or not all(_is_int(s) for s in size)
+        ):
+            raise FormatError(f"{where}: RLE 'size' must be [height, width], got {size!r}")
+        if [int(size[0]), int(size[1])] != [h, w]:
+            raise FormatError(
+                f"{where}: mask size {[int(size[0]), int(size[1])]} differs from the video's "
+                f"[height, width] = {[h, w]}"
+            )
+        counts = seg["counts"]
+        if isinstance(counts, str):
+            try:
+                return counts.encode("ascii")
+            except UnicodeEncodeError as e:
+                raise FormatError(f"{where}: compressed RLE has a non-ASCII character") from e
+        if isinstance(counts, bytes):
+            return counts
+        if isinstance(counts, list):
+            if not all(_is_int(c) and c >= 0 for c in counts):
+                raise FormatError(
+                    f"{where}: uncompressed RLE 'counts' must be non-negative integers"
+                )
+            if sum(counts) != h * w:
+                raise FormatError(
+                    f"{where}: RLE run lengths sum to {sum(counts)}, expected {h * w} "
+                    "(height x width of the video)"
+                )
+            return mask_utils.frPyObjects({"size": [h, w], "counts": list(counts)}, h, w)[
+                "counts"
+            ]
+        raise FormatError(
+            f"{where}: RLE 'counts' must be a string or a list of ints, "
+            f"got {type(counts).__name__}"
+        )
+    if isinstance(seg, list):
+        polys = []
+        for p in seg:
+            if (
+                not isinstance(p, list)
+                or len(p) < 4
+                or len(p) % 2
+                or not all(_is_number(v) and math.isfinite(v) for v in p)
+            ):
+                raise FormatError(
+                    f"{where}: a polygon must be a list of an even number (>= 4) of finite "
+                    "coordinates"
+                )
+            polys.append([float(v) for v in p])
+        try:
+            rle = mask_utils.merge(mask_utils.frPyObjects(polys, h, w))
+        except Exception as e:  # pycocotools raises assorted types on odd input
+            raise FormatError(f"{where}: cannot rasterise polygon ({e})") from e
+        return rle["counts"]
+    raise FormatError(
+        f"{where}: a segmentation must be an RLE object, a polygon list or null, "
+        f"got {type(seg).__name__}"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Ground truth
+
+
+def _parse_videos(raw: Any) -> tuple[Video, ...]:
+    if not isinstance(raw, list):
+        raise FormatError(f"ground truth: 'videos' must be a list, got {type(raw).__name__}")
+    videos: dict[int, Video] = {}
+    for i, v in enumerate(raw):
+        where = f"videos[{i}]"
+        vid = _require(v, "id", where)
+        if not _is_int(vid):
+            raise FormatError(f"{where}: 'id' must be an integer, got {vid!r}")
+        where = f"videos[{i}] (video_id {vid})"
+        h = _require(v, "height", where)
+        w = _require(v, "width", where)
+        if not (_is_int(h) and _is_int(w) and h > 0 and w > 0):
+            raise FormatError(f"{where}: 'height' and 'width' must be positive integers")
+        if "length" in v:
+            length = v["length"]
+        elif isinstance(v.get("file_names"), list):
+            length = len(v["file_names"])
+        else:
+            raise FormatError(f"{where}: missing key 'length' (and no 'file_names' list)")
+        if not _is_int(length) or length < 0:
+            raise FormatError(f"{where}: 'length' must be a non-negative integer, got {length!r}")
+        if int(vid) in videos:
+            raise FormatError(f"{where}: duplicated video id {vid}")
+        videos[int(vid)] = Video(int(vid), int(h), int(w), int(length))
+    return tuple(videos[k] for k in sorted(videos))
+
+
+def _parse_categories(raw: Any) -> tuple[np.ndarray, tuple[str, ...]]:
+    if not isinstance(raw, list):
+        raise FormatError(f"ground truth: 'categories' must be a list, got {type(raw).__name__}")
+    cats: dict[int, str] = {}
+    for i, c in enumerate(raw):
+        cid = _require(c, "id", f"categories[{i}]")
+        if not _is_int(cid):
+            raise FormatError(f"categories[{i}]: 'id' must be an integer, got {cid!r}")
+        if int(cid) in cats:
+            raise FormatError(f"categories[{i}]: duplicated category id {cid}")
+        cats[int(cid)] = str(c.get("name", cid))
+    ids = sorted(cats)
+    return np.asarray(ids, dtype=np.int64), tuple(cats[k] for k in ids)
+
+
+def _occlusion_score(occ: list, where: str) -> float | None:
+    values = []
+    for t, o in enumerate(occ):
+        if o is None:
+            continue
+        if o not in OCCLUSION_SCORES:
+            raise FormatError(
+                f"{where}, frame {t}: occlusion {o!r} is not one of "
+                f"{sorted(OCCLUSION_SCORES)} or null"
+            )
+        values.append(OCCLUSION_SCORES[o])
+    if not values:
+        return None
+    values.sort()
+    return float(np.mean(np.asarray(values[len(values) // 2 :], dtype=np.float64)))
+
+
+def _avg_area(areas: list) -> float:
+    kept = [a for a in areas if a]
+    return float(np.array(kept, dtype=np.float64).mean()) if kept else 0.0
+
+
+def load_ground_truth(source: PathOrObject) -> GroundTruth:
+    """Loads and validates a ground-truth file.
+
+    Args:
+        source: a path to the JSON file, or the already-parsed object (not modified).
+
+    Returns:
+        The validated :class:`GroundTruth`; the format (OVIS or YouTube-VIS) is detected from
+        the presence of ``occlusion`` labels.
+
+    Raises:
+        FormatError: naming the offending item and what was expected.
+    """
+    data = _read(source, "ground truth")
+    if not isinstance(data, Mapping):
+        raise FormatError(
+            f"ground truth: expected a JSON object with 'videos', 'annotations' and "
+            f"'categories', got {type(data).__name__}"
+        )
+    for key in ("videos", "annotations", "categories"):
+        if key not in data:
+            raise FormatError(f"ground truth: missing top-level key {key!r}")
+    videos = _parse_videos(data["videos"])
+    video_by_id = {v.id: v for v in videos}
+    cat_ids, cat_names = _parse_categories(data["categories"])
+    known_cats = set(cat_ids.tolist())
+    anns = data["annotations"]
+    if not isinstance(anns, list):
+        raise FormatError(f"ground truth: 'annotations' must be a list, got {type(anns).__name__}")
+    has_occ = [isinstance(a, Mapping) and "occlusion" in a for a in anns]
+    is_ovis = bool(anns) and any(has_occ)
+    if is_ovis and not all(has_occ):
+        i = has_occ.index(False)
+        vid = anns[i].get("video_id") if isinstance(anns[i], Mapping) else None
+        raise FormatError(
+            f"annotations[{i}] (video_id {vid}): missing key 'occlusion' (other annotations "
+            "have occlusion labels)"
+        )
+    warnings: list[str] = []
+    seen_ids: dict[int, int] = {}
+    collector = _SegmentationCollector()
+    rows: list[tuple[int, int, int, bool, float, float]] = []
+    unknown_cat = 0
+    no_occ_label = 0
+    missing_areas: list[int] = []  # track indices whose avg_area comes from the masks
+    discarded = _SegmentationCollector()
+    for i, a in enumerate(anns):
+        where = f"annotations[{i}]"
+        vid = _require(a, "video_id", where)
+        where = f"annotations[{i}] (video_id {vid})"
+        if not _is_int(vid) or int(vid) not in video_by_id:
+            raise FormatError(f"{where}: unknown video_id {vid!r} (not in 'videos')")
+        video = video_by_id[int(vid)]
+        aid = _require(a, "id", where)
+        if not _is_int(aid):
+            raise FormatError(f"{where}: 'id' must be an integer, got {aid!r}")
+        if int(aid) in seen_ids:
+            raise FormatError(
+                f"{where}: duplicated annotation id {aid} (also annotations[{seen_ids[int(aid)]}])"
+            )
+        seen_ids[int(aid)] = i
+        cid = _require(a, "category_id", where)
+        if not _is_int(cid):
+            raise FormatError(f"{where}: 'category_id' must be an integer, got {cid!r}")
+        segs = _require(a, "segmentations", where)
+        iscrowd = a.get("iscrowd", 0)
+        if iscrowd not in (0, 1, True, False):
+            raise FormatError(f"{where}: 'iscrowd' must be 0 or 1, got {iscrowd!r}")
+        if int(cid) not in known_cats:
+            unknown_cat += 1
+            # Validated all the same: a malformed file is malformed wherever the error is.
+            discarded.add_track(segs, video, where)
+            continue
+        collector.add_track(segs, video, where)
+        if "areas" in a and a["areas"] is not None:
+            areas = a["areas"]
+            if not isinstance(areas, list) or len(areas) != video.length:
+                n = len(areas) if isinstance(areas, list) else type(areas).__name__
+                raise FormatError(
+                    f"{where}: 'areas' has {n} entries, expected {video.length} "
+                    f"(the length of video {video.id})"
+                )
+            for t, ar in enumerate(areas):
+                if ar is not None and not (_is_number(ar) and math.isfinite(ar) and ar >= 0):
+                    raise FormatError(
+                        f"{where}, frame {t}: area must be a non-negative number or null, "
+                        f"got {ar!r}"
+                    )
+            avg_area = _avg_area(areas)
+        else:
+            avg_area = math.nan
+            missing_areas.append(len(rows))
+        occ_score = 0.0
+        if is_ovis:
+            occ = a["occlusion"]
+            if not isinstance(occ, list) or len(occ) != video.length:
+                n = len(occ) if isinstance(occ, list) else type(occ).__name__
+                raise FormatError(
+                    f"{where}: 'occlusion' has {n} entries, expected {video.length} "
+                    f"(the length of video {video.id})"
+                )
+            score = _occlusion_score(occ, where)
+            if score is None:
+                no_occ_label += 1
+                score = 0.0
+            occ_score = score
+        rows.append((int(aid), int(vid), int(cid), bool(iscrowd), avg_area, occ_score))
+    masks, rles = collector.build()
+    discarded.build()
+    avg = np.asarray([r[4] for r in rows], dtype=np.float64)
+    if missing_areas:
+        for g in missing_areas:
+            f0, f1 = masks.frame_start[g], masks.frame_start[g + 1]
+            avg[g] = _avg_area(masks.area[f0:f1].tolist())
+        warnings.append(
+            f"{len(missing_areas)} ground-truth track(s) have no 'areas': their areas were "
+            "computed from the masks"
+        )
+    if unknown_cat:
+        warnings.append(
+            f"{unknown_cat} ground-truth annotation(s) have a category_id not in 'categories' "
+            "and are not evaluated"
+        )
+    if no_occ_label:
+        warnings.append(
+            f"{no_occ_label} ground-truth track(s) have no occlusion label in any frame: their "
+            "occlusion score is 0.0 (the official evaluator divides by zero here)"
+        )
+    for w in warnings:
+        logger.warning(w)
+    fingerprint = json.dumps(
+        {
+            "videos": [[v.id, v.height, v.width, v.length] for v in videos],
+            "categories": cat_ids.tolist(),
+            "annotations": [r[0] for r in rows],
+            "format": "ovis" if is_ovis else "ytvis",
+        },
+        separators=(",", ":"),
+    )
+    return GroundTruth(
+        format="ovis" if is_ovis else "ytvis",
+        videos=videos,
+        category_ids=cat_ids,
+        category_names=cat_names,
+        ann_id=np.asarray([r[0] for r in rows], dtype=np.int64),
+        video_id=np.asarray([r[1] for r in rows], dtype=np.int64),
+        category_id=np.asarray([r[2] for r in rows], dtype=np.int64),
+        iscrowd=np.asarray([r[3] for r in rows], dtype=bool),
+        avg_area=avg,
+        occ_score=np.asarray([r[5] for r in rows], dtype=np.float64),
+        masks=masks,
+        rles=rles,
+        warnings=tuple(warnings),
+        fingerprint=hashlib.sha256(fingerprint.encode()).hexdigest()[:16],
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+
+
+def load_results(source: PathOrObject, gt: GroundTruth) -> Results:
+    """Loads and validates a results file against its ground truth.
+
+    Args:
+        source: a path to the JSON file (a list of results), or the already-parsed list (not
+            modified).
+        gt: the ground truth the results are for.
+
+    Returns:
+        The validated :class:`Results` of the categories of ``gt``. Results of other
+        categories are counted and reported in a warning.
+
+    Raises:
+        FormatError: naming the offending result (index and video id) and what was expected.
+    """
+    data = _read(source, "results")
+    if isinstance(data, Mapping) and "annotations" in data:
+        data = data["annotations"]
+    if not isinstance(data, list):
+        raise FormatError(
+            f"results: expected a JSON list of results, got {type(data).__name__}"
+        )
+    video_by_id = gt.video_by_id
+    known_cats = set(gt.category_ids.tolist())
+    collector = _SegmentationCollector()
+    keep: list[tuple[int, int, int, float]] = []
+    discarded = _SegmentationCollector()
+    unknown: dict[int, int] = {}
+    for i, r in enumerate(data):
+        where = f"results[{i}]"
+        vid = _require(r, "video_id", where)
+        where = f"results[{i}] (video_id {vid})"
+        if not _is_int(vid) or int(vid) not in video_by_id:
+            raise FormatError(f"{where}: unknown video_id {vid!r} (not in the ground truth)")
+        video = video_by_id[int(vid)]
+        cid = _require(r, "category_id", where)
+        if not _is_int(cid):
+            raise FormatError(f"{where}: 'category_id' must be an integer, got {cid!r}")
+        score = _require(r, "score", where)
+        if not _is_number(score) or not math.isfinite(float(score)):
+            raise FormatError(f"{where}: 'score' must be a finite number, got {score!r}")
+        segs = _require(r, "segmentations", where)
+        if int(cid) not in known_cats:
+            unknown[int(cid)] = unknown.get(int(cid), 0) + 1
+            discarded.add_track(segs, video, where)
+            continue
+        collector.add_track(segs, video, where)
+        keep.append((i + 1, int(vid), int(cid), float(score)))
+    masks, rles = collector.build()
+    discarded.build()
+    warnings: list[str] = []
+    if not data:
+        warnings.append("the results list is empty: every AP is 0 where ground truth exists")
+    n_unknown = sum(unknown.values())
+    if n_unknown:
+        ids = sorted(unknown)
+        shown = ", ".join(str(c) for c in ids[:10]) + (", ..." if len(ids) > 10 else "")
+        warnings.append(
+            f"{n_unknown} result(s) have a category_id not in the ground truth ({shown}) and are "
+            "not evaluated"
+        )
+    for w in warnings:
+        logger.warning(w)
+    # avg_area: mean of the non-null, non-zero pixel counts. The counts are integers, so the
+    # float64 mean is sum / n exactly as numpy computes it.
+    nz = masks.area > 0
+    fs = masks.frame_start
+    csum_a = np.concatenate([[0], np.cumsum(masks.area)])
+    csum_n = np.concatenate([[0], np.cumsum(nz)])
+    tot = (csum_a[fs[1:]] - csum_a[fs[:-1]]).astype(np.float64)
+    num = csum_n[fs[1:]] - csum_n[fs[:-1]]
+    avg = np.divide(tot, num, out=np.zeros_like(tot), where=num > 0)
+    return Results(
+        result_id=np.asarray([k[0] for k in keep], dtype=np.int64),
+        video_id=np.asarray([k[1] for k in keep], dtype=np.int64),
+        category_id=np.asarray([k[2] for k in keep], dtype=np.int64),
+        score=np.asarray([k[3] for k in keep], dtype=np.float64),
+        avg_area=avg,
+        masks=masks,
+        rles=rles,
+        num_unknown_category=n_unknown,
+        warnings=tuple(warnings),
+    )

@@ -1,0 +1,212 @@
+"""The CPU reference evaluator: the SPEC's algorithm written out step by step.
+
+NumPy plus ``pycocotools.mask`` operations, plain loops, no cleverness: this is the oracle the
+JAX backend is tested against, so clarity wins over speed. Step numbers refer to
+``SPEC.md`` ("The algorithm").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from ovis_jax.loading import GroundTruth, Results
+from ovis_jax.params import EvalParams
+from ovis_jax.summary import EvalResult, summarize
+
+__all__ = ["evaluate_reference", "track_iou"]
+
+logger = logging.getLogger(__name__)
+
+EPS = np.spacing(1)  # 2.220446049250313e-16
+
+
+def track_iou(d_frames, g_frames) -> float:
+    """SPEC step 6: IoU of two tracks, summed over frames (pycocotools per-frame operations).
+
+    Args:
+        d_frames: per frame, a compressed RLE dict or None.
+        g_frames: per frame, a compressed RLE dict or None.
+    """
+    inter = 0
+    union = 0
+    for d, g in zip(d_frames, g_frames):
+        if d is not None and g is not None:
+            inter += int(mask_utils.area(mask_utils.merge([d, g], intersect=True)))
+            union += int(mask_utils.area(mask_utils.merge([d, g], intersect=False)))
+        elif d is not None:
+            union += int(mask_utils.area(d))
+        elif g is not None:
+            union += int(mask_utils.area(g))
+    return float(inter) / float(union) if union > 0 else 0.0
+
+
+@dataclasses.dataclass
+class _PairEval:
+    """Matching outcome of one (video, category) pair, D results (score order), G ground truths."""
+
+    scores: np.ndarray  # float64[D]
+    dt_matched: np.ndarray  # bool[A, O, T, D]
+    dt_ignored: np.ndarray  # bool[A, O, T, D]
+    gt_ignored: np.ndarray  # bool[A, O, G]
+
+
+def _in_range(value: float, lo: float, hi: float) -> bool:
+    return lo <= value <= hi  # ranges are inclusive at both ends (SPEC step 7)
+
+
+def _evaluate_pair(
+    gt: GroundTruth, res: Results, g_idx: list[int], d_idx: list[int], params: EvalParams
+) -> _PairEval:
+    max_det = params.max_dets[-1]
+    # Step 5: results by score, highest first, stable; keep the first max_det.
+    order = sorted(range(len(d_idx)), key=lambda i: -res.score[d_idx[i]])
+    d_idx = [d_idx[i] for i in order][:max_det]
+    n_d, n_g = len(d_idx), len(g_idx)
+
+    # Step 6: track IoUs.
+    ious = np.zeros((n_d, n_g))
+    for i, d in enumerate(d_idx):
+        for j, g in enumerate(g_idx):
+            ious[i, j] = track_iou(res.rles[d], gt.rles[g])
+
+    area_bounds = params.area_bounds()
+    occ_bounds = params.occlusion_bounds(gt.has_occlusion)
+    thresholds = params.iou_thresholds
+    n_a, n_o, n_t = len(area_bounds), len(occ_bounds), len(thresholds)
+    dt_matched = np.zeros((n_a, n_o, n_t, n_d), dtype=bool)
+    dt_ignored = np.zeros((n_a, n_o, n_t, n_d), dtype=bool)
+    gt_ignored = np.zeros((n_a, n_o, n_g), dtype=bool)
+    crowd = [bool(gt.iscrowd[g]) for g in g_idx]
+    for a, (a_lo, a_hi) in enumerate(area_bounds):
+        for o, (o_lo, o_hi) in enumerate(occ_bounds):
+            # Step 8: per-range ignore flags.
+            ignore = [
+                crowd[j]
+                or not _in_range(gt.avg_area[g], a_lo, a_hi)
+                or (gt.has_occlusion and not _in_range(gt.occ_score[g], o_lo, o_hi))
+                for j, g in enumerate(g_idx)
+            ]
+            gt_ignored[a, o] = ignore
+            # Step 9: not-ignored first, then ignored, each in file order.
+            walk = [j for j in range(n_g) if not ignore[j]] + [j for j in range(n_g) if ignore[j]]
+            for t, thr in enumerate(thresholds):
+                taken = [False] * n_g
+                for i in range(n_d):
+                    best = min(thr, 1 - 1e-10)
+                    m = None
+                    for j in walk:
+                        if taken[j] and not crowd[j]:
+                            continue
+                        if m is not None and not ignore[m] and ignore[j]:
+                            break
+                        if ious[i, j] < best:
+                            continue
+                        best = ious[i, j]
+                        m = j
+                    if m is not None:
+                        taken[m] = True
+                        dt_matched[a, o, t, i] = True
+                        dt_ignored[a, o, t, i] = ignore[m]
+                    elif not _in_range(res.avg_area[d_idx[i]], a_lo, a_hi):
+                        # Step 10: unmatched results outside the area range are ignored.
+                        dt_ignored[a, o, t, i] = True
+    return _PairEval(
+        scores=np.asarray([res.score[d] for d in d_idx], dtype=np.float64),
+        dt_matched=dt_matched,
+        dt_ignored=dt_ignored,
+        gt_ignored=gt_ignored,
+    )
+
+
+def evaluate_reference(
+    gt: GroundTruth, results: Results, *, params: EvalParams | None = None
+) -> EvalResult:
+    """Evaluates results against ground truth with the plain reference algorithm.
+
+    Args:
+        gt: validated ground truth.
+        results: validated results for it.
+        params: evaluation parameters (the official ones by default).
+
+    Returns:
+        The :class:`EvalResult`, with precision float64[T, R, K, A, O, M] and recall
+        float64[T, K, A, O, M].
+    """
+    params = params or EvalParams()
+    video_ids = [v.id for v in gt.videos]  # ascending
+    cat_ids = [int(c) for c in gt.category_ids]  # ascending
+    gts: dict[tuple[int, int], list[int]] = {}
+    for g in range(gt.ann_id.shape[0]):
+        gts.setdefault((int(gt.video_id[g]), int(gt.category_id[g])), []).append(g)
+    dts: dict[tuple[int, int], list[int]] = {}
+    for d in range(results.result_id.shape[0]):
+        dts.setdefault((int(results.video_id[d]), int(results.category_id[d])), []).append(d)
+
+    # Steps 5-10, per (video, category) pair; None where the pair has nothing.
+    evals: dict[tuple[int, int], _PairEval] = {}
+    for v in video_ids:
+        for k in cat_ids:
+            g_idx, d_idx = gts.get((v, k), []), dts.get((v, k), [])
+            if g_idx or d_idx:
+                evals[(v, k)] = _evaluate_pair(gt, results, g_idx, d_idx, params)
+
+    # Step 11: accumulation.
+    n_t, n_r = len(params.iou_thresholds), len(params.recall_thresholds)
+    n_k, n_a = len(cat_ids), len(params.area_ranges)
+    n_o, n_m = params.occlusion_bounds(gt.has_occlusion).shape[0], len(params.max_dets)
+    precision = -np.ones((n_t, n_r, n_k, n_a, n_o, n_m))
+    recall = -np.ones((n_t, n_k, n_a, n_o, n_m))
+    rec_thrs = params.recall_array
+    for ki, k in enumerate(cat_ids):
+        pair_evals = [evals[(v, k)] for v in video_ids if (v, k) in evals]
+        if not pair_evals:
+            continue
+        for a in range(n_a):
+            for o in range(n_o):
+                gt_ig = np.concatenate([e.gt_ignored[a, o] for e in pair_evals])
+                npig = int(np.count_nonzero(~gt_ig))
+                if npig == 0:
+                    continue
+                for mi, max_det in enumerate(params.max_dets):
+                    scores = np.concatenate([e.scores[:max_det] for e in pair_evals])
+                    order = np.argsort(-scores, kind="mergesort")
+                    matched = np.concatenate(
+                        [e.dt_matched[a, o, :, :max_det] for e in pair_evals], axis=1
+                    )[:, order]
+                    ignored = np.concatenate(
+                        [e.dt_ignored[a, o, :, :max_det] for e in pair_evals], axis=1
+                    )[:, order]
+                    tps = matched & ~ignored
+                    fps = ~matched & ~ignored
+                    tp_sum = np.cumsum(tps, axis=1).astype(np.float64)
+                    fp_sum = np.cumsum(fps, axis=1).astype(np.float64)
+                    for t in range(n_t):
+                        tp, fp = tp_sum[t], fp_sum[t]
+                        rc = tp / npig
+                        pr = tp / (fp + tp + EPS)
+                        recall[t, ki, a, o, mi] = rc[-1] if tp.shape[0] else 0.0
+                        pr = pr.tolist()
+                        for i in range(len(pr) - 1, 0, -1):
+                            if pr[i] > pr[i - 1]:
+                                pr[i - 1] = pr[i]
+                        inds = np.searchsorted(rc, rec_thrs, side="left")
+                        q = np.zeros(n_r)
+                        for ri, pi in enumerate(inds):
+                            if pi < len(pr):
+                                q[ri] = pr[pi]
+                        precision[t, :, ki, a, o, mi] = q
+    stats = summarize(precision, recall, params=params, with_occlusion=gt.has_occlusion)
+    return EvalResult(
+        format=gt.format,
+        stats=stats,
+        precision=precision,
+        recall=recall,
+        category_ids=gt.category_ids.copy(),
+        category_names=gt.category_names,
+        params=params,
+        warnings=gt.warnings + results.warnings,
+    )

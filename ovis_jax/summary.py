@@ -1,0 +1,186 @@
+"""The result object, the summary numbers (SPEC step 12) and their text layout.
+
+Computing is kept apart from printing: :func:`summarize` turns the precision / recall arrays into
+named numbers, :func:`format_summary` and :func:`format_per_category` only lay them out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from ovis_jax.params import EvalParams
+
+__all__ = [
+    "OVIS_KEYS",
+    "YTVIS_KEYS",
+    "EvalResult",
+    "format_per_category",
+    "format_summary",
+    "summarize",
+]
+
+#: (key, is AP, IoU threshold or None, area range, occlusion range, maxDet), in print order.
+_SPECS: tuple[tuple[str, bool, float | None, str, str, int], ...] = (
+    ("AP", True, None, "all", "all", 100),
+    ("AP50", True, 0.5, "all", "all", 100),
+    ("AP75", True, 0.75, "all", "all", 100),
+    ("APs", True, None, "small", "all", 100),
+    ("APm", True, None, "medium", "all", 100),
+    ("APl", True, None, "large", "all", 100),
+    ("APso", True, None, "all", "light", 100),
+    ("APmo", True, None, "all", "medium", 100),
+    ("APho", True, None, "all", "heavy", 100),
+    ("AR1", False, None, "all", "all", 1),
+    ("AR10", False, None, "all", "all", 10),
+    ("AR100", False, None, "all", "all", 100),
+    ("ARs", False, None, "small", "all", 100),
+    ("ARm", False, None, "medium", "all", 100),
+    ("ARl", False, None, "large", "all", 100),
+    ("ARso", False, None, "all", "light", 100),
+    ("ARmo", False, None, "all", "medium", 100),
+    ("ARho", False, None, "all", "heavy", 100),
+)
+_OCC_KEYS = {"APso", "APmo", "APho", "ARso", "ARmo", "ARho"}
+OVIS_KEYS: tuple[str, ...] = tuple(s[0] for s in _SPECS)
+YTVIS_KEYS: tuple[str, ...] = tuple(k for k in OVIS_KEYS if k not in _OCC_KEYS)
+
+
+def _mean_defined(x: np.ndarray) -> float:
+    defined = x[x > -1]
+    return float(np.mean(defined)) if defined.size else -1.0
+
+
+def summarize(
+    precision: np.ndarray, recall: np.ndarray, *, params: EvalParams, with_occlusion: bool
+) -> dict[str, float]:
+    """The official summary numbers.
+
+    Args:
+        precision: float64[T, R, K, A, O, M], -1 where undefined.
+        recall: float64[T, K, A, O, M], -1 where undefined.
+        params: the parameters the arrays were computed with.
+        with_occlusion: whether O holds the occlusion ranges (OVIS) or only "all".
+
+    Returns:
+        ``{key: value}`` in the official order (18 keys for OVIS, 12 for YouTube-VIS); a
+        value is the mean of the defined (> -1) entries of its slice, -1 if there are none.
+    """
+    area_names = [a[0] for a in params.area_ranges]
+    occ_names = [o[0] for o in params.occlusion_ranges]
+    stats: dict[str, float] = {}
+    for key, is_ap, thr, area, occ, max_det in _SPECS:
+        if key in _OCC_KEYS and not with_occlusion:
+            continue
+        a = area_names.index(area)
+        o = occ_names.index(occ)
+        m = list(params.max_dets).index(max_det)
+        if is_ap:
+            s = precision[:, :, :, a, o, m]
+        else:
+            s = recall[:, :, a, o, m]
+        if thr is not None:
+            t = np.flatnonzero(params.iou_array == thr)  # exact, as the official code
+            s = s[t]
+        stats[key] = _mean_defined(s)
+    return stats
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class EvalResult:
+    """What an evaluation returns.
+
+    Attributes:
+        format: ``"ovis"`` or ``"ytvis"``.
+        stats: the official numbers by name, in the official order.
+        precision: float64[T, R, K, A, O, M]; O is 1 ("all") for YouTube-VIS format.
+        recall: float64[T, K, A, O, M].
+        category_ids: int64[K].
+        category_names: K names.
+        params: the parameters used.
+        warnings: what loading and evaluation noticed and did about it.
+    """
+
+    format: str
+    stats: dict[str, float]
+    precision: np.ndarray
+    recall: np.ndarray
+    category_ids: np.ndarray
+    category_names: tuple[str, ...]
+    params: EvalParams
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def per_category(self) -> list[dict[str, Any]]:
+        """Per category: id, name, AP (IoU 0.5:0.95, all areas, all occlusion, maxDet 100),
+        AP50, AP75 and AR100; -1 where undefined."""
+        m = len(self.params.max_dets) - 1
+        t50 = np.flatnonzero(self.params.iou_array == 0.5)
+        t75 = np.flatnonzero(self.params.iou_array == 0.75)
+        rows = []
+        for k, (cid, name) in enumerate(zip(self.category_ids, self.category_names)):
+            p = self.precision[:, :, k, 0, 0, m]
+            rows.append(
+                {
+                    "id": int(cid),
+                    "name": name,
+                    "AP": _mean_defined(p),
+                    "AP50": _mean_defined(p[t50]),
+                    "AP75": _mean_defined(p[t75]),
+                    "AR100": _mean_defined(self.recall[:, k, 0, 0, m]),
+                }
+            )
+        return rows
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON document the CLI writes with ``--json``."""
+        return {
+            "format": self.format,
+            "stats": dict(self.stats),
+            "per_category": self.per_category,
+            "warnings": list(self.warnings),
+        }
+
+
+_LABELS = {
+    "AP": "Average Precision",
+    "AR": "Average Recall",
+}
+
+
+def format_summary(result: EvalResult) -> str:
+    """The summary in the official layout, one line per number."""
+    lines = []
+    params = result.params
+    specs = {s[0]: s for s in _SPECS}
+    t0, t1 = params.iou_thresholds[0], params.iou_thresholds[-1]
+    for key, value in result.stats.items():
+        _, is_ap, thr, area, occ, max_det = specs[key]
+        title = _LABELS["AP" if is_ap else "AR"]
+        short = "(AP)" if is_ap else "(AR)"
+        iou = f"{t0:0.2f}:{t1:0.2f}" if thr is None else f"{thr:0.2f}"
+        occ_part = f" | occlusion={occ:>6s}" if result.format == "ovis" else ""
+        lines.append(
+            f" {title:<18} {short} @[ IoU={iou:<9} | area={area:>6s}{occ_part} | "
+            f"maxDets={max_det:>3d} ] = {value:0.3f}"
+        )
+    return "\n".join(lines)
+
+
+def format_per_category(result: EvalResult) -> str:
+    """A per-category table: id, name, AP, AP50, AP75, AR100 (``-`` where undefined)."""
+    rows = result.per_category
+    width = max([len("category")] + [len(r["name"]) for r in rows])
+
+    def cell(v: float) -> str:
+        return f"{v:6.3f}" if v > -1 else f"{'-':>6}"
+
+    out = [f"{'id':>5}  {'category':<{width}}  {'AP':>6}  {'AP50':>6}  {'AP75':>6}  {'AR100':>6}"]
+    for r in rows:
+        out.append(
+            f"{r['id']:>5}  {r['name']:<{width}}  {cell(r['AP'])}  {cell(r['AP50'])}  "
+            f"{cell(r['AP75'])}  {cell(r['AR100'])}"
+        )
+    return "\n".join(out)

@@ -129,7 +129,9 @@ def _read(source: Any, what: str) -> Any:
             with open(source, "rb") as f:
                 raw = f.read()
         except OSError as e:
-            raise FormatError(f"{what} file {os.fspath(source)!r}: cannot read ({e.strerror})") from e
+            raise FormatError(
+                f"{what} file {os.fspath(source)!r}: cannot read ({e.strerror})"
+            ) from e
         try:
             return json.loads(raw)
         except (ValueError, UnicodeDecodeError) as e:
@@ -143,6 +145,16 @@ def _is_int(x: Any) -> bool:
 
 def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+
+
+def _is_finite_number(x: Any) -> bool:
+    """A real number that float64 represents finitely (a huge JSON integer is not)."""
+    if not _is_number(x):
+        return False
+    try:
+        return math.isfinite(float(x))
+    except OverflowError:
+        return False
 
 
 def _require(obj: Any, key: str, where: str) -> Any:
@@ -282,12 +294,9 @@ def _to_compressed(seg: Any, h: int, w: int, where: str) -> bytes:
                     f"{where}: RLE run lengths sum to {sum(counts)}, expected {h * w} "
                     "(height x width of the video)"
                 )
-            return mask_utils.frPyObjects({"size": [h, w], "counts": list(counts)}, h, w)[
-                "counts"
-            ]
+            return mask_utils.frPyObjects({"size": [h, w], "counts": list(counts)}, h, w)["counts"]
         raise FormatError(
-            f"{where}: RLE 'counts' must be a string or a list of ints, "
-            f"got {type(counts).__name__}"
+            f"{where}: RLE 'counts' must be a string or a list of ints, got {type(counts).__name__}"
         )
     if isinstance(seg, list):
         polys = []
@@ -296,13 +305,22 @@ def _to_compressed(seg: Any, h: int, w: int, where: str) -> bytes:
                 not isinstance(p, list)
                 or len(p) < 4
                 or len(p) % 2
-                or not all(_is_number(v) and math.isfinite(v) for v in p)
+                or not all(_is_finite_number(v) for v in p)
             ):
                 raise FormatError(
                     f"{where}: a polygon must be a list of an even number (>= 4) of finite "
                     "coordinates"
                 )
-            polys.append([float(v) for v in p])
+            coords = [float(v) for v in p]
+            # pycocotools' rasteriser uses memory in proportion to the edge length: a
+            # coordinate far outside the frame can exhaust the machine.
+            limit = 2.0 * max(h, w)
+            if any(abs(v) > limit for v in coords):
+                raise FormatError(
+                    f"{where}: polygon coordinate out of range (|x| and |y| must be at most "
+                    f"{limit:g}, twice the frame size)"
+                )
+            polys.append(coords)
         try:
             rle = mask_utils.merge(mask_utils.frPyObjects(polys, h, w))
         except Exception as e:  # pycocotools raises assorted types on odd input
@@ -366,7 +384,7 @@ def _occlusion_score(occ: list, where: str) -> float | None:
     for t, o in enumerate(occ):
         if o is None:
             continue
-        if o not in OCCLUSION_SCORES:
+        if not isinstance(o, str) or o not in OCCLUSION_SCORES:
             raise FormatError(
                 f"{where}, frame {t}: occlusion {o!r} is not one of "
                 f"{sorted(OCCLUSION_SCORES)} or null"
@@ -412,11 +430,14 @@ def load_ground_truth(source: PathOrObject) -> GroundTruth:
     anns = data["annotations"]
     if not isinstance(anns, list):
         raise FormatError(f"ground truth: 'annotations' must be a list, got {type(anns).__name__}")
-    has_occ = [isinstance(a, Mapping) and "occlusion" in a for a in anns]
+    for i, a in enumerate(anns):
+        if not isinstance(a, Mapping):
+            raise FormatError(f"annotations[{i}]: expected a JSON object, got {type(a).__name__}")
+    has_occ = ["occlusion" in a for a in anns]
     is_ovis = bool(anns) and any(has_occ)
     if is_ovis and not all(has_occ):
         i = has_occ.index(False)
-        vid = anns[i].get("video_id") if isinstance(anns[i], Mapping) else None
+        vid = anns[i].get("video_id")
         raise FormatError(
             f"annotations[{i}] (video_id {vid}): missing key 'occlusion' (other annotations "
             "have occlusion labels)"
@@ -466,7 +487,7 @@ def load_ground_truth(source: PathOrObject) -> GroundTruth:
                     f"(the length of video {video.id})"
                 )
             for t, ar in enumerate(areas):
-                if ar is not None and not (_is_number(ar) and math.isfinite(ar) and ar >= 0):
+                if ar is not None and not (_is_finite_number(ar) and ar >= 0):
                     raise FormatError(
                         f"{where}, frame {t}: area must be a non-negative number or null, "
                         f"got {ar!r}"
@@ -563,9 +584,7 @@ def load_results(source: PathOrObject, gt: GroundTruth) -> Results:
     if isinstance(data, Mapping) and "annotations" in data:
         data = data["annotations"]
     if not isinstance(data, list):
-        raise FormatError(
-            f"results: expected a JSON list of results, got {type(data).__name__}"
-        )
+        raise FormatError(f"results: expected a JSON list of results, got {type(data).__name__}")
     video_by_id = gt.video_by_id
     known_cats = set(gt.category_ids.tolist())
     collector = _SegmentationCollector()
@@ -583,7 +602,7 @@ def load_results(source: PathOrObject, gt: GroundTruth) -> Results:
         if not _is_int(cid):
             raise FormatError(f"{where}: 'category_id' must be an integer, got {cid!r}")
         score = _require(r, "score", where)
-        if not _is_number(score) or not math.isfinite(float(score)):
+        if not _is_finite_number(score):
             raise FormatError(f"{where}: 'score' must be a finite number, got {score!r}")
         segs = _require(r, "segmentations", where)
         if int(cid) not in known_cats:

@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-__all__ = ["EvalParams", "OCCLUSION_SCORES"]
+__all__ = ["OCCLUSION_SCORES", "EvalParams"]
 
 #: Occlusion label → value used for a ground-truth track's occlusion score (SPEC step 3).
 OCCLUSION_SCORES: dict[str, float] = {

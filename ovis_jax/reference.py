@@ -33,7 +33,7 @@ def track_iou(d_frames, g_frames) -> float:
     """
     inter = 0
     union = 0
-    for d, g in zip(d_frames, g_frames):
+    for d, g in zip(d_frames, g_frames, strict=True):
         if d is not None and g is not None:
             inter += int(mask_utils.area(mask_utils.merge([d, g], intersect=True)))
             union += int(mask_utils.area(mask_utils.merge([d, g], intersect=False)))

@@ -120,7 +120,7 @@ class EvalResult:
         t50 = np.flatnonzero(self.params.iou_array == 0.5)
         t75 = np.flatnonzero(self.params.iou_array == 0.75)
         rows = []
-        for k, (cid, name) in enumerate(zip(self.category_ids, self.category_names)):
+        for k, (cid, name) in enumerate(zip(self.category_ids, self.category_names, strict=True)):
             p = self.precision[:, :, k, 0, 0, m]
             rows.append(
                 {

@@ -1,0 +1,296 @@
+"""The JAX backend: host bookkeeping (grouping, ranks, padding) around the device kernels.
+
+Device work (jit, float64/int64 under a scoped ``jax.enable_x64``): intersections
+(:mod:`ovis_jax.iou`), greedy matching (:mod:`ovis_jax.matching`) and accumulation
+(:mod:`ovis_jax.accumulation`). Host work (NumPy, variable sizes): which results and ground
+truths form each (video, category) group, score ranks, ignore flags, padding to bucket sizes.
+The caller's global x64 setting is never changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import jax
+import numpy as np
+
+from ovis_jax.accumulation import accumulate
+from ovis_jax.iou import RunTable, rle_intersections, track_ious
+from ovis_jax.loading import GroundTruth, Results
+from ovis_jax.matching import match_groups
+from ovis_jax.params import EvalParams
+from ovis_jax.summary import EvalResult, summarize
+
+__all__ = ["MatchInput", "evaluate_jax", "match_and_accumulate", "range_flags"]
+
+logger = logging.getLogger(__name__)
+
+
+def _bucket(n: int, minimum: int) -> int:
+    """The smallest power of four >= max(n, minimum): few distinct shapes, few compilations."""
+    size = minimum
+    while size < n:
+        size *= 4
+    return size
+
+
+def _ragged_arange(lengths: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(l)`` for each l."""
+    total = int(lengths.sum())
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.arange(total, dtype=np.int64) - starts
+
+
+def range_flags(values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """bool[N, B]: whether each value lies outside each inclusive ``[lo, hi]`` range."""
+    return (values[:, None] < bounds[None, :, 0]) | (values[:, None] > bounds[None, :, 1])
+
+
+@dataclasses.dataclass(frozen=True)
+class MatchInput:
+    """What matching and accumulation need, host side.
+
+    D kept results (at most max(max_dets) per group, score order), G ground truths.
+
+    Attributes:
+        num_groups: number of (video, category) groups with a result or a ground truth.
+        dt_group, dt_rank: int64[D] group and score rank of each kept result.
+        dt_score: float64[D].
+        dt_area_out: bool[D, A] result average area outside each area range.
+        gt_group, gt_rank: int64[G] group and file-order position of each ground truth.
+        gt_crowd: bool[G].
+        gt_ignore: bool[G, A, O].
+        group_video, group_category: int64[groups] video position and category index.
+        ious: float64[pairs] IoU of each (result, ground truth) pair of a group, pairs ordered
+            by result then ground truth.
+    """
+
+    num_groups: int
+    dt_group: np.ndarray
+    dt_rank: np.ndarray
+    dt_score: np.ndarray
+    dt_area_out: np.ndarray
+    gt_group: np.ndarray
+    gt_rank: np.ndarray
+    gt_crowd: np.ndarray
+    gt_ignore: np.ndarray
+    group_video: np.ndarray
+    group_category: np.ndarray
+    ious: np.ndarray
+
+
+def _match(mi: MatchInput, params: EvalParams) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy matching of all groups, batched by padded (D, G) size. Returns bool[D, T, A, O]."""
+    n_d = mi.dt_group.shape[0]
+    n_t = len(params.iou_thresholds)
+    n_a, n_o = mi.gt_ignore.shape[1], mi.gt_ignore.shape[2]
+    matched = np.zeros((n_d, n_t, n_a, n_o), dtype=bool)
+    ignored = np.zeros((n_d, n_t, n_a, n_o), dtype=bool)
+    if n_d == 0:
+        return matched, ignored
+    d_count = np.bincount(mi.dt_group, minlength=mi.num_groups)
+    g_count = np.bincount(mi.gt_group, minlength=mi.num_groups)
+    # Pair offsets: pairs of group p are its results × its ground truths, result-major.
+    pair_count = d_count * g_count
+    pair_first = np.cumsum(pair_count) - pair_count
+    d_bucket = np.array([_bucket(c, 4) for c in d_count])
+    g_bucket = np.array([_bucket(c, 4) for c in g_count])
+    thresholds = jax.device_put(params.iou_array)
+    for db, gb in sorted(set(zip(d_bucket.tolist(), g_bucket.tolist(), strict=True))):
+        groups = np.flatnonzero((d_bucket == db) & (g_bucket == gb) & (d_count > 0))
+        if groups.size == 0:
+            continue
+        local = np.full(mi.num_groups, -1, dtype=np.int64)
+        local[groups] = np.arange(groups.size)
+        pb = _bucket(groups.size, 16)
+        ious = np.zeros((pb, db, gb))
+        gt_valid = np.zeros((pb, gb), dtype=bool)
+        gt_crowd = np.zeros((pb, gb), dtype=bool)
+        gt_ignore = np.zeros((pb, n_a, n_o, gb), dtype=bool)
+        dt_valid = np.zeros((pb, db), dtype=bool)
+        dt_area_out = np.zeros((pb, n_a, db), dtype=bool)
+        gsel = np.flatnonzero(local[mi.gt_group] >= 0)
+        gp, gr = local[mi.gt_group[gsel]], mi.gt_rank[gsel]
+        gt_valid[gp, gr] = True
+        gt_crowd[gp, gr] = mi.gt_crowd[gsel]
+        gt_ignore[gp, :, :, gr] = mi.gt_ignore[gsel]
+        dsel = np.flatnonzero(local[mi.dt_group] >= 0)
+        dp, dr = local[mi.dt_group[dsel]], mi.dt_rank[dsel]
+        dt_valid[dp, dr] = True
+        dt_area_out[dp, :, dr] = mi.dt_area_out[dsel]
+        # Scatter the IoUs of these groups' pairs.
+        ng = g_count[groups]
+        nd = d_count[groups]
+        pc = nd * ng
+        pair_idx = np.repeat(pair_first[groups], pc) + _ragged_arange(pc)
+        within = _ragged_arange(pc)
+        rep_g = np.repeat(ng, pc)
+        ious[np.repeat(np.arange(groups.size), pc), within // rep_g, within % rep_g] = mi.ious[
+            pair_idx
+        ]
+        m, ig = match_groups(
+            jax.device_put(ious),
+            jax.device_put(gt_valid),
+            jax.device_put(gt_crowd),
+            jax.device_put(gt_ignore),
+            jax.device_put(dt_valid),
+            jax.device_put(dt_area_out),
+            thresholds,
+        )
+        m, ig = np.asarray(m), np.asarray(ig)
+        matched[dsel] = m[dp, dr]
+        ignored[dsel] = ig[dp, dr]
+    return matched, ignored
+
+
+def match_and_accumulate(
+    mi: MatchInput, *, params: EvalParams, num_categories: int, npig: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Matching then accumulation (call under ``jax.enable_x64(True)``).
+
+    Returns:
+        precision float64[T, R, K, A, O, M], recall float64[T, K, A, O, M] (NumPy).
+    """
+    matched, ignored = _match(mi, params)
+    n_k = num_categories
+    k_pad = _bucket(n_k, 8)  # padded categories have no ground truth: sliced off below
+    npig = np.concatenate([npig, np.zeros((k_pad - n_k, *npig.shape[1:]), npig.dtype)])
+    n = mi.dt_group.shape[0]
+    nb = _bucket(n, 256)
+    pad = nb - n
+    big = np.iinfo(np.int32).max
+
+    def padded(x, fill):
+        return np.concatenate([x, np.full((pad, *x.shape[1:]), fill, dtype=x.dtype)])
+
+    precision, recall = accumulate(
+        jax.device_put(padded(mi.group_category[mi.dt_group].astype(np.int32), k_pad)),
+        jax.device_put(padded(mi.dt_score, 0.0)),
+        jax.device_put(padded(mi.group_video[mi.dt_group].astype(np.int32), 0)),
+        jax.device_put(padded(mi.dt_rank.astype(np.int32), big)),
+        jax.device_put(padded(matched, False)),
+        jax.device_put(padded(ignored, False)),
+        jax.device_put(npig.astype(np.int64)),
+        jax.device_put(np.asarray(params.max_dets, dtype=np.int32)),
+        jax.device_put(params.recall_array),
+        num_categories=k_pad,
+    )
+    return np.asarray(precision)[:, :, :n_k], np.asarray(recall)[:, :n_k]
+
+
+def _groups(gt: GroundTruth, results: Results, max_det: int) -> tuple[np.ndarray, ...]:
+    """Group ids, ranks and the kept results (host bookkeeping, SPEC step 5)."""
+    video_pos = {v.id: i for i, v in enumerate(gt.videos)}
+    n_k = gt.category_ids.shape[0]
+    cat_index = {int(c): i for i, c in enumerate(gt.category_ids)}
+    d_v = np.asarray([video_pos[int(v)] for v in results.video_id], dtype=np.int64)
+    d_k = np.asarray([cat_index[int(c)] for c in results.category_id], dtype=np.int64)
+    g_v = np.asarray([video_pos[int(v)] for v in gt.video_id], dtype=np.int64)
+    g_k = np.asarray([cat_index[int(c)] for c in gt.category_id], dtype=np.int64)
+    d_key = d_v * n_k + d_k
+    g_key = g_v * n_k + g_k
+    keys, inverse = np.unique(np.concatenate([d_key, g_key]), return_inverse=True)
+    d_group = inverse[: d_key.shape[0]]
+    g_group = inverse[d_key.shape[0] :]
+    # Results: by group, then score descending, stable in file order.
+    order = np.lexsort((np.arange(d_key.shape[0]), -results.score, d_group))
+    sorted_group = d_group[order]
+    counts = np.bincount(sorted_group, minlength=keys.shape[0])
+    rank_sorted = _ragged_arange(counts[counts > 0]) if order.size else order
+    keep = rank_sorted < max_det
+    d_sel = order[keep]
+    d_rank = rank_sorted[keep]
+    g_order = np.lexsort((np.arange(g_key.shape[0]), g_group))
+    g_counts = np.bincount(g_group, minlength=keys.shape[0])
+    g_rank = np.empty(g_key.shape[0], dtype=np.int64)
+    g_rank[g_order] = _ragged_arange(g_counts[g_counts > 0]) if g_order.size else g_order
+    return keys, d_sel, d_group[d_sel], d_rank, g_group, g_rank
+
+
+def evaluate_jax(
+    gt: GroundTruth, results: Results, *, params: EvalParams | None = None
+) -> EvalResult:
+    """Evaluates with the batched JAX kernels; numbers equal :func:`evaluate_reference`'s.
+
+    Args:
+        gt: validated ground truth.
+        results: validated results for it.
+        params: evaluation parameters (the official ones by default).
+
+    Returns:
+        The :class:`~ovis_jax.EvalResult`.
+    """
+    params = params or EvalParams()
+    n_k = gt.category_ids.shape[0]
+    keys, d_sel, d_group, d_rank, g_group, g_rank = _groups(gt, results, params.max_dets[-1])
+    area_bounds = params.area_bounds()
+    occ_bounds = params.occlusion_bounds(gt.has_occlusion)
+    g_area_out = range_flags(gt.avg_area, area_bounds)  # [G, A]
+    g_occ_out = range_flags(gt.occ_score, occ_bounds)  # [G, O]
+    if not gt.has_occlusion:
+        g_occ_out[:] = False
+    gt_ignore = gt.iscrowd[:, None, None] | g_area_out[:, :, None] | g_occ_out[:, None, :]
+
+    # Pairs: each kept result with every ground truth of its group (result-major).
+    n_groups = keys.shape[0]
+    g_order = np.lexsort((g_rank, g_group))
+    g_count = np.bincount(g_group, minlength=n_groups)
+    g_first = np.cumsum(g_count) - g_count
+    d_order = np.lexsort((d_rank, d_group))
+    d_sel, d_group, d_rank = d_sel[d_order], d_group[d_order], d_rank[d_order]
+    per_d = g_count[d_group]
+    pair_d = np.repeat(d_sel, per_d)
+    pair_g = g_order[np.repeat(g_first[d_group], per_d) + _ragged_arange(per_d)]
+    with jax.enable_x64(True):
+        logger.info("intersections of %d track pairs", pair_d.shape[0])
+        inter = rle_intersections(
+            results.masks,
+            gt.masks,
+            pair_d,
+            pair_g,
+            d_runs=RunTable.from_masks(results.masks),
+            g_runs=RunTable.from_masks(gt.masks),
+        )
+        d_area = results.masks.track_areas()
+        g_area = gt.masks.track_areas()
+        n_pairs = pair_d.shape[0]
+        pad = _bucket(n_pairs, 64) - n_pairs
+        inter = np.pad(inter, (0, pad))
+        ious = np.asarray(
+            track_ious(
+                inter,
+                jax.device_put(np.pad(d_area[pair_d], (0, pad))),
+                jax.device_put(np.pad(g_area[pair_g], (0, pad))),
+            )
+        )[:n_pairs]
+        mi = MatchInput(
+            num_groups=n_groups,
+            dt_group=d_group,
+            dt_rank=d_rank,
+            dt_score=results.score[d_sel],
+            dt_area_out=range_flags(results.avg_area[d_sel], area_bounds),
+            gt_group=g_group,
+            gt_rank=g_rank,
+            gt_crowd=gt.iscrowd,
+            gt_ignore=gt_ignore,
+            group_video=keys // n_k,
+            group_category=keys % n_k,
+            ious=ious,
+        )
+        g_k = np.searchsorted(gt.category_ids, gt.category_id)
+        npig = np.zeros((n_k, area_bounds.shape[0], occ_bounds.shape[0]), dtype=np.int64)
+        np.add.at(npig, g_k, (~gt_ignore).astype(np.int64))
+        logger.info("matching and accumulation of %d results", d_sel.shape[0])
+        precision, recall = match_and_accumulate(mi, params=params, num_categories=n_k, npig=npig)
+    stats = summarize(precision, recall, params=params, with_occlusion=gt.has_occlusion)
+    return EvalResult(
+        format=gt.format,
+        stats=stats,
+        precision=precision,
+        recall=recall,
+        category_ids=gt.category_ids.copy(),
+        category_names=gt.category_names,
+        params=params,
+        warnings=gt.warnings + results.warnings,
+    )

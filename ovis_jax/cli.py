@@ -1,0 +1,256 @@
+"""The command line: ``python -m ovis_jax.eval --gt GT.json --results RESULTS.json``.
+
+Prints the official summary (18 numbers for OVIS, 12 for YouTube-VIS) and a per-category table
+on stdout, warnings on stderr (``warning: ...``), and optionally writes everything as JSON.
+Without arguments (or with ``--demo``) it evaluates a small demo sample shipped with the package.
+
+A malformed or unreadable input is reported as one line ``error: <message>`` on stderr with exit
+status 2, never a traceback. This is the only module that configures :mod:`logging` and the only
+one that prints: library modules log (``-v`` shows their progress messages).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.resources
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+
+from ovis_jax.errors import FormatError
+from ovis_jax.evaluation import BACKENDS, evaluate
+from ovis_jax.loading import load_ground_truth, load_results
+from ovis_jax.summary import format_per_category, format_summary
+
+__all__ = ["main"]
+
+logger = logging.getLogger(__name__)
+
+#: Exit statuses.
+EXIT_OK = 0
+EXIT_ERROR = 2  # malformed / unreadable input or output; also argparse's usage errors
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a process killed by it
+
+DEMO_GT = "demo_gt.json"
+DEMO_RESULTS = "demo_results.json"
+
+
+class _CliError(Exception):
+    """An error the CLI reports as one ``error:`` line (exit status 2)."""
+
+
+def _build_parser(prog: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=(
+            "Evaluate video instance segmentation results with the official OVIS / YouTube-VIS "
+            "video mask AP (18 numbers for OVIS ground truth, 12 for YouTube-VIS). Without "
+            "arguments, evaluates a small demo sample shipped with the package."
+        ),
+    )
+    parser.add_argument("--gt", metavar="GT.json", help="ground-truth annotations (JSON object)")
+    parser.add_argument(
+        "--results", metavar="RESULTS.json", help="results to evaluate (JSON list of tracks)"
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="evaluate the demo sample shipped with the package (the default without --gt)",
+    )
+    parser.add_argument(
+        "--json",
+        metavar="OUT.json",
+        dest="json_out",
+        help="also write the numbers, per-category numbers and warnings to this JSON file",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="jax",
+        help="'jax' (batched JIT kernels, default) or 'reference' (NumPy + pycocotools oracle)",
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print nothing on stdout (warnings and errors still go to stderr)",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log progress and timings on stderr"
+    )
+    return parser
+
+
+# --------------------------------------------------------------------------------------------
+# Logging
+
+
+class _Formatter(logging.Formatter):
+    """``<level>: <message>`` in lower case, like the CLI's own ``warning:`` / ``error:`` lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = f"{record.levelname.lower()}: {record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+class _HoldPackageWarnings(logging.Filter):
+    """Holds back the package's WARNING records: the same texts reach the user once, through
+    ``EvalResult.warnings``; held records that are not among them are printed afterwards."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and record.name.split(".")[0] == "ovis_jax":
+            self.held.append(record.getMessage())
+            return False
+        return True
+
+
+@contextlib.contextmanager
+def _logging_configured(verbose: bool) -> Iterator[_HoldPackageWarnings]:
+    """Logs to stderr for the duration of one ``main`` call, then restores the previous setup
+    (``main`` is called repeatedly in-process by tests)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    hold = _HoldPackageWarnings()
+    handler.addFilter(hold)
+    root = logging.getLogger()
+    package = logging.getLogger("ovis_jax")
+    saved = (root.level, package.level)
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    # INFO only for this package: JAX's own INFO chatter (backend probing) stays hidden.
+    package.setLevel(logging.INFO if verbose else logging.WARNING)
+    try:
+        yield hold
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(saved[0])
+        package.setLevel(saved[1])
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs and outputs
+
+
+@contextlib.contextmanager
+def _demo_paths() -> Iterator[tuple[str, str]]:
+    data = importlib.resources.files("ovis_jax") / "data"
+    gt, results = data / DEMO_GT, data / DEMO_RESULTS
+    for f in (gt, results):
+        if not f.is_file():
+            raise _CliError(
+                f"the demo sample {f} is missing from the installed package (reinstall ovis_jax)"
+            )
+    with importlib.resources.as_file(gt) as gt_path, importlib.resources.as_file(results) as rp:
+        yield os.fspath(gt_path), os.fspath(rp)
+
+
+def _write_json(path: str, document: dict) -> None:
+    text = json.dumps(document, indent=2, allow_nan=False) + "\n"
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as e:
+        raise _CliError(f"cannot write {path!r} ({e.strerror or e})") from e
+
+
+def _run(
+    args: argparse.Namespace, gt_path: str, results_path: str, hold: _HoldPackageWarnings
+) -> None:
+    t0 = time.perf_counter()
+    gt = load_ground_truth(gt_path)
+    t1 = time.perf_counter()
+    logger.info(
+        "ground truth %s: %s format, %d videos, %d tracks, %d categories (%.2f s)",
+        gt_path,
+        gt.format,
+        len(gt.videos),
+        gt.ann_id.shape[0],
+        gt.category_ids.shape[0],
+        t1 - t0,
+    )
+    results = load_results(results_path, gt)
+    t2 = time.perf_counter()
+    logger.info(
+        "results %s: %d tracks, %d of other categories not evaluated (%.2f s)",
+        results_path,
+        results.score.shape[0] + results.num_unknown_category,
+        results.num_unknown_category,
+        t2 - t1,
+    )
+    result = evaluate(gt, results, backend=args.backend)
+    logger.info("evaluated with the %r backend (%.2f s)", args.backend, time.perf_counter() - t2)
+    if args.json_out is not None:
+        _write_json(args.json_out, result.to_json())
+        logger.info("wrote %s", args.json_out)
+    if not args.quiet:
+        print(format_summary(result))
+        print()
+        print(format_per_category(result))
+        sys.stdout.flush()
+    warnings = list(result.warnings)
+    warnings += [w for w in dict.fromkeys(hold.held) if w not in result.warnings]
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
+    """Runs the command line.
+
+    Args:
+        argv: the arguments (without the program name); ``sys.argv[1:]`` by default.
+        prog: the program name shown in usage messages.
+
+    Returns:
+        The exit status: 0 on success, 2 on a malformed, missing or unreadable input (reported
+        as one ``error:`` line on stderr) or a usage error, 130 when interrupted, 141 when
+        stdout was closed early.
+    """
+    parser = _build_parser(prog)
+    args = parser.parse_args(argv)  # usage errors: SystemExit(2), as argparse does
+    if args.demo and (args.gt is not None or args.results is not None):
+        parser.error("--demo takes no --gt / --results")
+    if (args.gt is None) != (args.results is None):
+        parser.error("--gt and --results go together (or give neither, for the demo)")
+    with _logging_configured(args.verbose) as hold:
+        try:
+            if args.gt is None:
+                with _demo_paths() as (gt_path, results_path):
+                    logger.info("evaluating the demo sample")
+                    _run(args, gt_path, results_path, hold)
+            else:
+                _run(args, args.gt, args.results, hold)
+        except (FormatError, _CliError) as e:
+            print(f"error: {_one_line(str(e))}", file=sys.stderr)
+            return EXIT_ERROR
+        except KeyboardInterrupt:
+            print("error: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except BrokenPipeError:
+            # stdout closed early (e.g. piped into `head`): stop quietly, as other tools do.
+            _silence_stdout()
+            return EXIT_BROKEN_PIPE
+    return EXIT_OK
+
+
+def _silence_stdout() -> None:
+    """Points stdout at /dev/null so that the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout without a file descriptor (tests)
+        pass
+
+
+def _one_line(message: str) -> str:
+    return " ".join(line.strip() for line in message.splitlines() if line.strip()) or repr(message)

@@ -1,0 +1,10 @@
+"""``python -m ovis_jax.eval --gt GT.json --results RESULTS.json``: see :mod:`ovis_jax.cli`."""
+
+from __future__ import annotations
+
+from ovis_jax.cli import main
+
+__all__ = ["main"]
+
+if __name__ == "__main__":
+    raise SystemExit(main(prog="python -m ovis_jax.eval"))

@@ -1,0 +1,333 @@
+"""Track-pair intersections and IoUs (SPEC step 6) as JIT-compiled kernels.
+
+Two mask representations, one interface: both kernels return exact integer intersections per
+(result, ground truth) pair, summed over frames; :func:`track_ious` turns them, with the tracks'
+total areas, into float64 IoUs (``I / (area_d + area_g - I)``, 0 where the union is empty).
+
+- Run-length input (files): each frame's foreground is a sorted list of runs ``[s, e)`` of
+  column-major pixel positions. For a query frame ``a`` and a base frame ``b``,
+  ``|a ∩ b| = Σ_runs of a  C_b(e) - C_b(s)`` where ``C_b(x)`` is the number of foreground pixels
+  of ``b`` before position ``x``, found by a binary search in ``b``'s runs. The work is
+  proportional to the number of runs, not pixels: a 1080p frame has ~2·10^6 pixels but a mask a
+  few hundred runs.
+- Dense input (training loops): boolean masks, intersections by an integer contraction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ovis_jax.rle import MaskTable
+
+__all__ = [
+    "RunTable",
+    "dense_intersections",
+    "pair_frames",
+    "rle_intersections",
+    "track_ious",
+]
+
+# Pair-frames are processed in chunks of at most this many query runs (device memory bound).
+_CHUNK_QUERIES = 1 << 21
+_MIN_BUCKET = 1 << 12
+
+
+def _bucket(n: int, minimum: int = _MIN_BUCKET) -> int:
+    """The smallest power of four >= max(n, minimum): padded shapes, so kernels compile rarely."""
+    size = minimum
+    while size < n:
+        size *= 4
+    return size
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class RunTable:
+    """Foreground runs of every frame of a :class:`~ovis_jax.rle.MaskTable` (host, NumPy).
+
+    Attributes:
+        start: int32[runs] first pixel (column-major position) of each foreground run.
+        end: int32[runs] one past the last pixel.
+        before: int64[runs] foreground pixels of the same frame before the run.
+        frame_first: int64[frames + 1] each frame's first run.
+    """
+
+    start: np.ndarray
+    end: np.ndarray
+    before: np.ndarray
+    frame_first: np.ndarray
+
+    @classmethod
+    def from_masks(cls, masks: MaskTable) -> RunTable:
+        counts = masks.counts.astype(np.int64)
+        n_frames = masks.present.shape[0]
+        nruns = np.diff(masks.run_start)
+        owner = np.repeat(np.arange(n_frames), nruns)
+        csum = np.cumsum(counts)
+        frame_base = np.concatenate([[0], csum])[masks.run_start[:-1]]
+        end = csum - frame_base[owner]  # inclusive prefix within the frame
+        pos = np.arange(counts.shape[0]) - masks.run_start[:-1][owner]
+        fg = pos % 2 == 1
+        fg_end = end[fg]
+        fg_len = counts[fg]
+        fg_owner = owner[fg]
+        frame_first = np.zeros(n_frames + 1, dtype=np.int64)
+        np.cumsum(np.bincount(fg_owner, minlength=n_frames), out=frame_first[1:])
+        lcsum = np.concatenate([[0], np.cumsum(fg_len)])
+        before = lcsum[:-1] - lcsum[frame_first[:-1]][fg_owner]
+        return cls(
+            start=(fg_end - fg_len).astype(np.int32),
+            end=fg_end.astype(np.int32),
+            before=before.astype(np.int64),
+            frame_first=frame_first,
+        )
+
+    def spans(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per frame, ``(first, last)`` foreground position span; (0, 0) for empty frames."""
+        n = self.frame_first[1:] - self.frame_first[:-1]
+        has = n > 0
+        first = np.zeros(n.shape[0], dtype=np.int64)
+        last = np.zeros(n.shape[0], dtype=np.int64)
+        first[has] = self.start[self.frame_first[:-1][has]]
+        last[has] = self.end[self.frame_first[1:][has] - 1]
+        return first, last
+
+
+def pair_frames(
+    d_masks: MaskTable,
+    g_masks: MaskTable,
+    d_runs: RunTable,
+    g_runs: RunTable,
+    pair_d: np.ndarray,
+    pair_g: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (pair, result frame, ground-truth frame) triples whose intersection can be nonzero.
+
+    Frames where either side is null or empty, or whose foreground spans do not overlap, are
+    left out (their intersection is 0).
+
+    Args:
+        pair_d: int64[P] result track of each pair.
+        pair_g: int64[P] ground-truth track of each pair (same video).
+
+    Returns:
+        ``(pair, d_frame, g_frame)``, int64 arrays of equal length.
+    """
+    length = d_masks.frame_start[pair_d + 1] - d_masks.frame_start[pair_d]
+    total = int(length.sum())
+    pair = np.repeat(np.arange(pair_d.shape[0], dtype=np.int64), length)
+    offset = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(length) - length, length)
+    d_frame = d_masks.frame_start[pair_d][pair] + offset
+    g_frame = g_masks.frame_start[pair_g][pair] + offset
+    d_first, d_last = d_runs.spans()
+    g_first, g_last = g_runs.spans()
+    keep = (
+        (d_masks.area[d_frame] > 0)
+        & (g_masks.area[g_frame] > 0)
+        & (d_first[d_frame] < g_last[g_frame])
+        & (g_first[g_frame] < d_last[d_frame])
+    )
+    return pair[keep], d_frame[keep], g_frame[keep]
+
+
+@functools.partial(jax.jit, static_argnames=("num_slots", "num_pairs", "steps"))
+def _intersections_kernel(
+    q_start,
+    q_end,
+    b_start,
+    b_end,
+    b_before,
+    pf_query_first,
+    pf_base_first,
+    pf_base_count,
+    pf_base_area,
+    pf_pair,
+    pf_slot_start,
+    *,
+    num_slots: int,
+    num_pairs: int,
+    steps: int,
+):
+    """Intersections of one chunk of pair-frames.
+
+    Args:
+        q_start, q_end: int32[runs] the query side's foreground runs.
+        b_start, b_end, b_before: the base side's runs (int32, int32, int64).
+        pf_query_first: int64[F] first query run of each pair-frame.
+        pf_base_first, pf_base_count: int64[F] base runs of each pair-frame.
+        pf_base_area: int64[F] foreground pixels of the base frame.
+        pf_pair: int32[F] pair of each pair-frame (``num_pairs`` for padding).
+        pf_slot_start: int64[F + 1] first query slot of each pair-frame.
+        num_slots: padded number of query slots (static).
+        num_pairs: number of pairs (static, padded).
+        steps: binary-search steps, >= log2(max base runs + 1) (static).
+
+    Returns:
+        int64[num_pairs] intersections.
+    """
+    slot = jnp.arange(num_slots, dtype=jnp.int64)
+    pf = jnp.searchsorted(pf_slot_start, slot, side="right") - 1
+    pf = jnp.clip(pf, 0, pf_query_first.shape[0] - 1)
+    valid = slot < pf_slot_start[-1]
+    run = pf_query_first[pf] + (slot - pf_slot_start[pf])
+    run = jnp.where(valid, run, 0)
+    s = q_start[run].astype(jnp.int64)
+    e = q_end[run].astype(jnp.int64)
+    lo0 = pf_base_first[pf]
+    n = pf_base_count[pf]
+
+    def coverage(x):
+        # Number of base runs ending at or before x (binary search over [lo0, lo0 + n)).
+        lo = jnp.zeros_like(x)
+        hi = n
+
+        def body(_, carry):
+            lo, hi = carry
+            mid = (lo + hi) // 2
+            active = lo < hi
+            right = b_end[jnp.minimum(lo0 + mid, b_end.shape[0] - 1)] <= x
+            return jnp.where(active & right, mid + 1, lo), jnp.where(active & ~right, mid, hi)
+
+        k, _ = jax.lax.fori_loop(0, steps, body, (lo, hi))
+        idx = jnp.minimum(lo0 + k, b_end.shape[0] - 1)
+        partial = b_before[idx] + jnp.maximum(0, x - b_start[idx].astype(jnp.int64))
+        return jnp.where(k < n, partial, pf_base_area[pf])
+
+    contrib = jnp.where(valid, coverage(e) - coverage(s), 0)
+    return jax.ops.segment_sum(contrib, pf_pair[pf], num_segments=num_pairs + 1)[:num_pairs]
+
+
+def rle_intersections(
+    d_masks: MaskTable,
+    g_masks: MaskTable,
+    pair_d: np.ndarray,
+    pair_g: np.ndarray,
+    *,
+    d_runs: RunTable | None = None,
+    g_runs: RunTable | None = None,
+) -> jax.Array:
+    """Exact intersections, summed over frames, of P (result, ground truth) track pairs.
+
+    Must be called under ``jax.enable_x64(True)`` (the counts are int64).
+
+    Args:
+        d_masks, g_masks: the result and ground-truth tracks as run lengths.
+        pair_d, pair_g: int64[P] the tracks of each pair (same video).
+        d_runs, g_runs: their :class:`RunTable` if already built.
+
+    Returns:
+        int64[P] intersections (host).
+    """
+    d_runs = d_runs or RunTable.from_masks(d_masks)
+    g_runs = g_runs or RunTable.from_masks(g_masks)
+    num_pairs = int(pair_d.shape[0])
+    padded_pairs = _bucket(num_pairs)
+    total = np.zeros(num_pairs, dtype=np.int64)
+    if num_pairs == 0:
+        return total
+    pair, d_frame, g_frame = pair_frames(d_masks, g_masks, d_runs, g_runs, pair_d, pair_g)
+    if pair.shape[0] == 0:
+        return total
+    d_n = d_runs.frame_first[d_frame + 1] - d_runs.frame_first[d_frame]
+    g_n = g_runs.frame_first[g_frame + 1] - g_runs.frame_first[g_frame]
+    # Query with the side that has fewer runs; binary-search the other.
+    for query_is_d in (True, False):
+        sel = (d_n <= g_n) if query_is_d else (d_n > g_n)
+        if not sel.any():
+            continue
+        q_runs, b_runs = (d_runs, g_runs) if query_is_d else (g_runs, d_runs)
+        q_frame = (d_frame if query_is_d else g_frame)[sel]
+        b_frame = (g_frame if query_is_d else d_frame)[sel]
+        q_n = (d_n if query_is_d else g_n)[sel]
+        b_n = (g_n if query_is_d else d_n)[sel]
+        b_area = (g_masks if query_is_d else d_masks).area[b_frame]
+        sel_pair = pair[sel]
+        steps = -(-int(b_n.max() + 1).bit_length() // 8) * 8  # multiple of 8 >= log2(n + 1)
+        dev_q = (_padded(q_runs.start), _padded(q_runs.end))
+        dev_b = (_padded(b_runs.start), _padded(b_runs.end), _padded(b_runs.before))
+        # Chunks of pair-frames with at most _CHUNK_QUERIES query runs.
+        csum = np.cumsum(q_n)
+        bounds = [0]
+        while bounds[-1] < q_n.shape[0]:
+            base = csum[bounds[-1] - 1] if bounds[-1] else 0
+            nxt = int(np.searchsorted(csum, base + _CHUNK_QUERIES, side="right"))
+            bounds.append(max(nxt, bounds[-1] + 1))
+        for c0, c1 in itertools.pairwise(bounds):
+            nf = c1 - c0
+            pf_pad = _bucket(nf)
+            slot_start = np.zeros(pf_pad + 1, dtype=np.int64)
+            np.cumsum(q_n[c0:c1], out=slot_start[1 : nf + 1])
+            slot_start[nf + 1 :] = slot_start[nf]
+            num_slots = _bucket(int(slot_start[-1]))
+            pad = functools.partial(_pad_to, size=pf_pad)
+
+            total += np.asarray(
+                _intersections_kernel(
+                    *dev_q,
+                    *dev_b,
+                    pad(q_runs.frame_first[q_frame[c0:c1]]),
+                    pad(b_runs.frame_first[b_frame[c0:c1]]),
+                    pad(b_n[c0:c1]),
+                    pad(b_area[c0:c1]),
+                    pad(sel_pair[c0:c1], fill=padded_pairs),
+                    slot_start,
+                    num_slots=num_slots,
+                    num_pairs=padded_pairs,
+                    steps=steps,
+                )
+            )[:num_pairs]
+    return total
+
+
+def _pad_to(x: np.ndarray, fill: int = 0, *, size: int) -> np.ndarray:
+    """int64 copy of ``x`` padded with ``fill`` to ``size``."""
+    out = np.full(size, fill, dtype=np.int64)
+    out[: x.shape[0]] = x
+    return out
+
+
+def _padded(x: np.ndarray) -> jax.Array:
+    """``x`` on the device, zero-padded to a bucket size (so shapes repeat across inputs)."""
+    out = np.zeros(_bucket(x.shape[0]), dtype=x.dtype)
+    out[: x.shape[0]] = x
+    return jax.device_put(out)
+
+
+@jax.jit
+def dense_intersections(d_masks: jax.Array, g_masks: jax.Array) -> jax.Array:
+    """Exact intersections of dense masks, summed over frames.
+
+    Args:
+        d_masks: bool[D, F, H, W] result masks.
+        g_masks: bool[G, F, H, W] ground-truth masks.
+
+    Returns:
+        int32[D, G] intersections (exact while F·H·W < 2^31).
+    """
+    d = d_masks.reshape(d_masks.shape[0], -1).astype(jnp.int8)
+    g = g_masks.reshape(g_masks.shape[0], -1).astype(jnp.int8)
+    return jax.lax.dot_general(d, g, (((1,), (1,)), ((), ())), preferred_element_type=jnp.int32)
+
+
+@jax.jit
+def track_ious(inter: jax.Array, area_d: jax.Array, area_g: jax.Array) -> jax.Array:
+    """SPEC step 6: ``I / U`` in float64 with ``U = area_d + area_g - I``; 0 where ``U = 0``.
+
+    Must be called under ``jax.enable_x64(True)``.
+
+    Args:
+        inter: int[...] intersections summed over frames.
+        area_d, area_g: int[...] the tracks' total areas (broadcast against ``inter``).
+
+    Returns:
+        float64[...] IoUs.
+    """
+    inter = inter.astype(jnp.int64)
+    union = area_d.astype(jnp.int64) + area_g.astype(jnp.int64) - inter
+    safe = jnp.where(union > 0, union, 1)
+    return jnp.where(union > 0, inter.astype(jnp.float64) / safe.astype(jnp.float64), 0.0)

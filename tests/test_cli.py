@@ -1,0 +1,278 @@
+"""The command line: end to end through ``python -m`` (a few runs), the rest in-process."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import subprocess
+import sys
+
+import pytest
+
+import ovis_jax
+from ovis_jax import cli
+from ovis_jax.summary import OVIS_KEYS, YTVIS_KEYS
+
+OFFICIAL_ORDER = (
+    "AP", "AP50", "AP75", "APs", "APm", "APl", "APso", "APmo", "APho",
+    "AR1", "AR10", "AR100", "ARs", "ARm", "ARl", "ARso", "ARmo", "ARho",
+)  # fmt: skip
+
+#: (AP or AR, IoU, area, occlusion, maxDets) of the 18 OVIS lines, in print order (SPEC step 12).
+OVIS_LINES = [
+    ("AP", "0.50:0.95", "all", "all", 100),
+    ("AP", "0.50", "all", "all", 100),
+    ("AP", "0.75", "all", "all", 100),
+    ("AP", "0.50:0.95", "small", "all", 100),
+    ("AP", "0.50:0.95", "medium", "all", 100),
+    ("AP", "0.50:0.95", "large", "all", 100),
+    ("AP", "0.50:0.95", "all", "light", 100),
+    ("AP", "0.50:0.95", "all", "medium", 100),
+    ("AP", "0.50:0.95", "all", "heavy", 100),
+    ("AR", "0.50:0.95", "all", "all", 1),
+    ("AR", "0.50:0.95", "all", "all", 10),
+    ("AR", "0.50:0.95", "all", "all", 100),
+    ("AR", "0.50:0.95", "small", "all", 100),
+    ("AR", "0.50:0.95", "medium", "all", 100),
+    ("AR", "0.50:0.95", "large", "all", 100),
+    ("AR", "0.50:0.95", "all", "light", 100),
+    ("AR", "0.50:0.95", "all", "medium", 100),
+    ("AR", "0.50:0.95", "all", "heavy", 100),
+]
+YTVIS_LINES = [(k, i, a, "all", m) for k, i, a, o, m in OVIS_LINES if o == "all"]
+
+_LINE = re.compile(
+    r"^ Average (?:Precision|Recall) +\((AP|AR)\) @\[ IoU=(\S+) +\| area= *(\w+) "
+    r"(?:\| occlusion= *(\w+) )?\| maxDets= *(\d+) \] = (\S+)$"
+)
+
+
+def parse_summary(lines: list[str]) -> list[tuple]:
+    """(AP/AR, IoU, area, occlusion, maxDets, value) of each summary line."""
+    out = []
+    for line in lines:
+        m = _LINE.match(line)
+        assert m, f"not a summary line: {line!r}"
+        kind, iou, area, occ, max_det, value = m.groups()
+        assert re.fullmatch(r"-?\d+\.\d{3}", value), line
+        v = float(value)
+        assert v == -1.0 or 0.0 <= v <= 1.0, line
+        out.append((kind, iou, area, occ or "all", int(max_det), v))
+    return out
+
+
+def run_cli(*args: str, module: str = "ovis_jax.eval") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture
+def files(tmp_path, tiny):
+    """Paths of the tiny OVIS ground truth and results, plus where to write JSON."""
+    gt, results = tiny
+    results.append(dict(results[0], category_id=42))  # not in the ground truth: one warning
+    gt_path, results_path = tmp_path / "gt.json", tmp_path / "results.json"
+    gt_path.write_text(json.dumps(gt))
+    results_path.write_text(json.dumps(results))
+    return str(gt_path), str(results_path), str(tmp_path / "out.json")
+
+
+# --------------------------------------------------------------------------------------------
+# End to end (subprocess): keep these few, each one costs an interpreter start.
+
+
+def test_demo_prints_the_18_numbers():
+    proc = run_cli("--demo", "--backend", "reference")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    rows = parse_summary(lines[:18])
+    assert [r[:5] for r in rows] == OVIS_LINES
+    assert lines[18] == ""
+    assert lines[19].split() == ["id", "category", "AP", "AP50", "AP75", "AR100"]
+    assert len(lines) > 20  # one row per category
+    assert "Traceback" not in proc.stderr
+
+
+def test_json_output_and_stdout(files):
+    gt_path, results_path, out = files
+    proc = run_cli("--gt", gt_path, "--results", results_path, "--json", out,
+                   "--backend", "reference")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(open(out).read())
+    assert list(doc) == ["format", "stats", "per_category", "warnings"]
+    assert doc["format"] == "ovis"
+    assert tuple(doc["stats"]) == OFFICIAL_ORDER == OVIS_KEYS
+    assert all(isinstance(v, float) for v in doc["stats"].values())
+    assert [c["id"] for c in doc["per_category"]] == [1, 2]
+    assert [c["name"] for c in doc["per_category"]] == ["person", "dog"]
+    for c in doc["per_category"]:
+        assert list(c) == ["id", "name", "AP", "AP50", "AP75", "AR100"]
+    (warning,) = doc["warnings"]
+    assert "category_id not in the ground truth (42)" in warning
+    # The printed numbers are the JSON numbers, rounded; the warning goes to stderr once.
+    printed = parse_summary(proc.stdout.splitlines()[:18])
+    assert [r[5] for r in printed] == [round(v, 3) for v in doc["stats"].values()]
+    assert proc.stderr.splitlines() == [f"warning: {warning}"]
+    # Same numbers as the library.
+    expected = ovis_jax.evaluate(gt_path, results_path, backend="reference")
+    assert doc["stats"] == expected.stats
+
+
+def test_youtube_vis_ground_truth_gives_12_numbers(tmp_path, tiny_ytvis):
+    gt, results = tiny_ytvis
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "res.json").write_text(json.dumps(results))
+    out = tmp_path / "out.json"
+    proc = run_cli(
+        "--gt", str(tmp_path / "gt.json"), "--results", str(tmp_path / "res.json"),
+        "--json", str(out), "--backend", "reference", module="ovis_jax",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    rows = parse_summary(lines[:12])
+    assert [r[:5] for r in rows] == YTVIS_LINES
+    assert "occlusion" not in proc.stdout
+    assert lines[12] == ""
+    doc = json.loads(out.read_text())
+    assert doc["format"] == "ytvis"
+    assert tuple(doc["stats"]) == YTVIS_KEYS
+    assert len(doc["stats"]) == 12
+
+
+def test_bad_file_exits_2_with_one_error_line(tmp_path, files):
+    gt_path, _, _ = files
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"video_id": 1, "score": 0.5,, oops')
+    proc = run_cli("--gt", gt_path, "--results", str(bad), "--backend", "reference")
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("error: ")
+    assert "bad.json" in line and "not valid JSON" in line
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_file_exits_2(tmp_path, files):
+    _, results_path, _ = files
+    proc = run_cli("--gt", str(tmp_path / "missing.json"), "--results", results_path)
+    assert proc.returncode == 2
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("error: ") and "missing.json" in line
+    assert "Traceback" not in proc.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# In-process
+
+
+def test_output_layout(files, capsys):
+    gt_path, results_path, _ = files
+    assert cli.main(["--gt", gt_path, "--results", results_path, "--backend", "reference"]) == 0
+    captured = capsys.readouterr()
+    result = ovis_jax.evaluate(gt_path, results_path, backend="reference")
+    expected = ovis_jax.format_summary(result) + "\n\n" + ovis_jax.format_per_category(result)
+    assert captured.out == expected + "\n"
+    assert captured.err == "".join(f"warning: {w}\n" for w in result.warnings)
+
+
+def test_format_error_in_results_names_the_item(files, tiny, tmp_path, capsys):
+    gt_path, _, _ = files
+    _, results = tiny
+    results[2]["segmentations"] = results[2]["segmentations"][:1]
+    path = tmp_path / "short.json"
+    path.write_text(json.dumps(results))
+    assert cli.main(["--gt", gt_path, "--results", str(path), "--backend", "reference"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        "error: results[2] (video_id 2): 'segmentations' has 1 entries, expected 2 "
+        "(the length of video 2)"
+    ]
+
+
+def test_no_warning_is_printed_twice(tmp_path, tiny, capsys):
+    gt, results = tiny
+    gt["annotations"][0]["occlusion"] = [None, None, None]  # a ground-truth warning
+    results[0]["category_id"] = 9  # a results warning
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "res.json").write_text(json.dumps(results))
+    args = ["--gt", str(tmp_path / "gt.json"), "--results", str(tmp_path / "res.json")]
+    assert cli.main([*args, "--backend", "reference", "-q"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and len(set(err)) == 2
+    assert all(line.startswith("warning: ") for line in err)
+    assert "no occlusion label" in err[0]
+    assert "(9)" in err[1]
+
+
+def test_quiet_prints_nothing_on_stdout(files, capsys):
+    gt_path, results_path, out = files
+    argv = ["--gt", gt_path, "--results", results_path, "--json", out, "-q"]
+    assert cli.main([*argv, "--backend", "reference"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("warning: ")
+    assert json.loads(open(out).read())["format"] == "ovis"
+
+
+def test_verbose_logs_progress_and_restores_logging(files, capsys):
+    gt_path, results_path, _ = files
+    package = logging.getLogger("ovis_jax")
+    root = logging.getLogger()
+    before = (package.level, root.level, list(root.handlers))
+    assert cli.main(["--gt", gt_path, "--results", results_path, "--backend", "reference",
+                     "-v", "-q"]) == 0  # fmt: skip
+    err = capsys.readouterr().err.splitlines()
+    assert any(line.startswith("info: ") and "ground truth" in line for line in err)
+    assert any(line.startswith("info: ") and "'reference' backend" in line for line in err)
+    assert sum(line.startswith("warning: ") for line in err) == 1
+    assert (package.level, root.level, list(root.handlers)) == before
+
+
+def test_unwritable_json_output_exits_2(files, tmp_path, capsys):
+    gt_path, results_path, _ = files
+    out = str(tmp_path / "no" / "such" / "dir" / "out.json")
+    argv = ["--gt", gt_path, "--results", results_path, "--json", out, "--backend", "reference"]
+    assert cli.main(argv) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: cannot write") and "out.json" in line
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--gt", "gt.json"],
+        ["--results", "results.json"],
+        ["--demo", "--gt", "gt.json", "--results", "r.json"],
+        ["--backend", "torch"],
+        ["--no-such-option"],
+    ],
+)
+def test_usage_errors_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_no_arguments_evaluates_the_demo_with_the_jax_backend(monkeypatch, capsys):
+    calls = []
+
+    def evaluate(gt, results, *, backend):
+        calls.append(backend)
+        return ovis_jax.evaluate(gt, results, backend="reference")
+
+    monkeypatch.setattr(cli, "evaluate", evaluate)
+    assert cli.main([]) == 0
+    assert calls == ["jax"]
+    out = capsys.readouterr().out.splitlines()
+    assert len(parse_summary(out[:18])) == 18
+
+
+def test_demo_missing_is_an_error(monkeypatch, capsys):
+    monkeypatch.setattr(cli, "DEMO_GT", "no_such_demo.json")
+    assert cli.main(["--demo"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: ") and "no_such_demo.json" in line

@@ -61,8 +61,8 @@ def match_groups(
         ok = ((fixed & ~taken) | crowd) & (iou >= best0)
         cand_main = ok & ~ignore
         cand = jnp.where(cand_main.any(-1, keepdims=True), cand_main, ok & ignore)
-        best = jnp.max(jnp.where(cand, iou, -1.0), axis=-1, keepdims=True)
-        m = jnp.max(jnp.where(cand & (iou == best), gidx, -1), axis=-1)  # [P, T, A, O]
+        best = jnp.max(jnp.where(cand, iou, -1.0), axis=-1, keepdims=True, initial=-1.0)
+        m = jnp.max(jnp.where(cand & (iou == best), gidx, -1), axis=-1, initial=-1)  # [P, T, A, O]
         matched = (m >= 0) & valid[:, None, None, None]
         onehot = (gidx == m[..., None]) & matched[..., None]
         taken = taken | onehot

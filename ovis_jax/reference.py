@@ -17,7 +17,7 @@ from ovis_jax.loading import GroundTruth, Results
 from ovis_jax.params import EvalParams
 from ovis_jax.summary import EvalResult, summarize
 
-__all__ = ["evaluate_reference", "track_iou"]
+__all__ = ["evaluate_reference", "greedy_match", "track_iou"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,40 @@ def track_iou(d_frames, g_frames) -> float:
         elif g is not None:
             union += int(mask_utils.area(g))
     return float(inter) / float(union) if union > 0 else 0.0
+
+
+def greedy_match(
+    ious: np.ndarray, ignore: list[bool], crowd: list[bool], threshold: float
+) -> list[int | None]:
+    """SPEC step 9 at one threshold: the ground truth each result is matched to, or None.
+
+    Args:
+        ious: float64[D, G], results in score order, ground truths in file order.
+        ignore: G flags, the ground truth is ignored (in this area / occlusion range).
+        crowd: G flags, the ground truth is a crowd (can absorb several results).
+        threshold: the IoU threshold t.
+    """
+    n_d, n_g = ious.shape
+    # Not-ignored first, then ignored, each in file order.
+    walk = [j for j in range(n_g) if not ignore[j]] + [j for j in range(n_g) if ignore[j]]
+    taken = [False] * n_g
+    out: list[int | None] = []
+    for i in range(n_d):
+        best = min(threshold, 1 - 1e-10)
+        m = None
+        for j in walk:
+            if taken[j] and not crowd[j]:
+                continue
+            if m is not None and not ignore[m] and ignore[j]:
+                break
+            if ious[i, j] < best:
+                continue
+            best = ious[i, j]
+            m = j
+        if m is not None:
+            taken[m] = True
+        out.append(m)
+    return out
 
 
 @dataclasses.dataclass
@@ -91,24 +125,9 @@ def _evaluate_pair(
                 for j, g in enumerate(g_idx)
             ]
             gt_ignored[a, o] = ignore
-            # Step 9: not-ignored first, then ignored, each in file order.
-            walk = [j for j in range(n_g) if not ignore[j]] + [j for j in range(n_g) if ignore[j]]
             for t, thr in enumerate(thresholds):
-                taken = [False] * n_g
-                for i in range(n_d):
-                    best = min(thr, 1 - 1e-10)
-                    m = None
-                    for j in walk:
-                        if taken[j] and not crowd[j]:
-                            continue
-                        if m is not None and not ignore[m] and ignore[j]:
-                            break
-                        if ious[i, j] < best:
-                            continue
-                        best = ious[i, j]
-                        m = j
+                for i, m in enumerate(greedy_match(ious, ignore, crowd, thr)):
                     if m is not None:
-                        taken[m] = True
                         dt_matched[a, o, t, i] = True
                         dt_ignored[a, o, t, i] = ignore[m]
                     elif not _in_range(res.avg_area[d_idx[i]], a_lo, a_hi):

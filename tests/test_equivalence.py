@@ -1,0 +1,70 @@
+"""JAX backend == reference evaluator on seeded random datasets (all numbers, 1e-12)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+import ovis_jax
+from ovis_jax import synthetic
+
+NUM_DATASETS = 300
+TOL = 1e-12
+
+
+def assert_same(ref: ovis_jax.EvalResult, got: ovis_jax.EvalResult, what: str) -> None:
+    """Stats, precision and recall equal to TOL; on failure print both sides and the diff."""
+    assert list(ref.stats) == list(got.stats), (
+        f"{what}: keys {list(ref.stats)} vs {list(got.stats)}"
+    )
+    r = np.array(list(ref.stats.values()))
+    g = np.array(list(got.stats.values()))
+    if not np.allclose(r, g, rtol=0, atol=TOL):
+        raise AssertionError(
+            f"{what}: stats differ\n keys      {list(ref.stats)}\n reference {r.tolist()}\n"
+            f" jax       {g.tolist()}\n diff      {(g - r).tolist()}"
+        )
+    for name in ("precision", "recall"):
+        a, b = getattr(ref, name), getattr(got, name)
+        assert a.shape == b.shape, f"{what}: {name} shape {a.shape} vs {b.shape}"
+        bad = np.argwhere(np.abs(a - b) > TOL)
+        if bad.size:
+            idx = tuple(bad[0])
+            raise AssertionError(
+                f"{what}: {name} differs at {len(bad)} entries; first {idx}: reference "
+                f"{a[idx]!r} jax {b[idx]!r} diff {b[idx] - a[idx]!r}"
+            )
+
+
+@pytest.mark.parametrize("seed", range(NUM_DATASETS))
+def test_random_dataset(seed: int) -> None:
+    logging.getLogger("ovis_jax").setLevel(logging.ERROR)
+    gt_dict, results = synthetic.random_dataset(seed=seed, unknown_categories=seed % 7 == 0)
+    gt = ovis_jax.load_ground_truth(gt_dict)
+    res = ovis_jax.load_results(results, gt)
+    ref = ovis_jax.evaluate(gt, res, backend="reference")
+    got = ovis_jax.evaluate(gt, res, backend="jax")
+    assert_same(ref, got, f"seed {seed} ({gt.format}, {len(results)} results)")
+
+
+@pytest.mark.parametrize("occlusion", [True, False])
+def test_ovis_like_sample(occlusion: bool) -> None:
+    """Realistic masks (fragmented by occlusion, many runs per frame) at small sizes."""
+    gt_dict, results = synthetic.ovis_like(
+        seed=5,
+        num_videos=6,
+        num_categories=4,
+        frames=8,
+        sizes=((60, 100), (90, 160)),
+        predictions_per_video=12,
+        occlusion=occlusion,
+    )
+    gt = ovis_jax.load_ground_truth(gt_dict)
+    res = ovis_jax.load_results(results, gt)
+    assert_same(
+        ovis_jax.evaluate(gt, res, backend="reference"),
+        ovis_jax.evaluate(gt, res, backend="jax"),
+        f"ovis_like occlusion={occlusion}",
+    )

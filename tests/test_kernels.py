@@ -1,0 +1,221 @@
+"""Kernel-level tests: intersections / IoU, matching, accumulation, size 0, jit, retrace, x64."""
+
+from __future__ import annotations
+
+import logging
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from pycocotools import mask as mask_utils
+
+import ovis_jax
+from ovis_jax import synthetic
+from ovis_jax.accumulation import accumulate
+from ovis_jax.iou import dense_intersections, rle_intersections, track_ious
+from ovis_jax.matching import match_groups
+from ovis_jax.reference import greedy_match, track_iou
+
+logging.getLogger("ovis_jax").setLevel(logging.ERROR)
+
+
+def _all_pairs(gt: ovis_jax.GroundTruth, res: ovis_jax.Results):
+    pairs = [
+        (d, g)
+        for d in range(res.video_id.shape[0])
+        for g in range(gt.video_id.shape[0])
+        if res.video_id[d] == gt.video_id[g]
+    ]
+    return np.array([p[0] for p in pairs], np.int64), np.array([p[1] for p in pairs], np.int64)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_pair_ious_equal_pycocotools_per_frame(seed):
+    gt_dict, results = synthetic.random_dataset(seed=seed, num_videos=3)
+    gt = ovis_jax.load_ground_truth(gt_dict)
+    res = ovis_jax.load_results(results, gt)
+    pd, pg = _all_pairs(gt, res)
+    with jax.enable_x64(True):
+        inter = rle_intersections(res.masks, gt.masks, pd, pg)
+        area_d = res.masks.track_areas()[pd]
+        area_g = gt.masks.track_areas()[pg]
+        ious = np.asarray(track_ious(inter, area_d, area_g))
+    expected_inter = [
+        sum(
+            int(mask_utils.area(mask_utils.merge([a, b], intersect=True)))
+            for a, b in zip(res.rles[d], gt.rles[g], strict=True)
+            if a is not None and b is not None
+        )
+        for d, g in zip(pd, pg, strict=True)
+    ]
+    np.testing.assert_array_equal(inter, expected_inter)
+    expected = np.array([track_iou(res.rles[d], gt.rles[g]) for d, g in zip(pd, pg, strict=True)])
+    np.testing.assert_array_equal(ious, expected)  # bit-identical float64
+
+
+def test_realistic_masks_intersections():
+    """Fragmented, many-run masks at video resolution, both query directions exercised."""
+    gt_dict, results = synthetic.ovis_like(
+        seed=1,
+        num_videos=2,
+        num_categories=3,
+        frames=4,
+        sizes=((120, 200),),
+        predictions_per_video=10,
+    )
+    gt = ovis_jax.load_ground_truth(gt_dict)
+    res = ovis_jax.load_results(results, gt)
+    pd, pg = _all_pairs(gt, res)
+    with jax.enable_x64(True):
+        inter = rle_intersections(res.masks, gt.masks, pd, pg)
+    expected = [
+        sum(
+            int(mask_utils.area(mask_utils.merge([a, b], intersect=True)))
+            for a, b in zip(res.rles[d], gt.rles[g], strict=True)
+            if a is not None and b is not None
+        )
+        for d, g in zip(pd, pg, strict=True)
+    ]
+    np.testing.assert_array_equal(inter, expected)
+    assert np.count_nonzero(inter) > 0
+
+
+def test_dense_intersections_equal_rle_intersections():
+    rng = np.random.default_rng(0)
+    d = rng.random((5, 3, 7, 9)) < 0.4
+    g = rng.random((4, 3, 7, 9)) < 0.5
+    got = np.asarray(dense_intersections(jnp.asarray(d), jnp.asarray(g)))
+    expected = np.einsum("dfhw,gfhw->dg", d.astype(np.int64), g.astype(np.int64))
+    np.testing.assert_array_equal(got, expected)
+    assert got.dtype == np.int32
+
+
+def test_size_zero_kernels():
+    gt_dict, _ = synthetic.random_dataset(seed=0, num_videos=1)
+    gt = ovis_jax.load_ground_truth(gt_dict)
+    empty = ovis_jax.load_results([], gt)
+    none = np.zeros(0, np.int64)
+    with jax.enable_x64(True):
+        assert rle_intersections(empty.masks, gt.masks, none, none).shape == (0,)
+        assert np.asarray(track_ious(none, none, none)).shape == (0,)
+    m, ig = match_groups(
+        jnp.zeros((2, 0, 3)),
+        jnp.ones((2, 3), bool),
+        jnp.zeros((2, 3), bool),
+        jnp.zeros((2, 4, 4, 3), bool),
+        jnp.zeros((2, 0), bool),
+        jnp.zeros((2, 4, 0), bool),
+        jnp.asarray(np.linspace(0.5, 0.95, 10)),
+    )
+    assert m.shape == ig.shape == (2, 0, 10, 4, 4)
+    m, ig = match_groups(
+        jnp.zeros((2, 3, 0)),
+        jnp.ones((2, 0), bool),
+        jnp.zeros((2, 0), bool),
+        jnp.zeros((2, 4, 4, 0), bool),
+        jnp.ones((2, 3), bool),
+        jnp.zeros((2, 4, 3), bool),
+        jnp.asarray(np.linspace(0.5, 0.95, 10)),
+    )
+    assert not np.asarray(m).any()
+    # Accumulation with no results at all: 0 where ground truth exists, -1 elsewhere.
+    with jax.enable_x64(True):
+        p, r = accumulate(
+            jnp.zeros(0, jnp.int32),
+            jnp.zeros(0),
+            jnp.zeros(0, jnp.int32),
+            jnp.zeros(0, jnp.int32),
+            jnp.zeros((0, 10, 4, 1), bool),
+            jnp.zeros((0, 10, 4, 1), bool),
+            jnp.asarray(np.array([[[1]] * 4, [[0]] * 4])),
+            jnp.asarray(np.array([1, 10, 100], np.int32)),
+            jnp.asarray(np.linspace(0, 1, 101)),
+            num_categories=2,
+        )
+    p, r = np.asarray(p), np.asarray(r)
+    assert (p[:, :, 0] == 0).all() and (r[:, 0] == 0).all()
+    assert (p[:, :, 1] == -1).all() and (r[:, 1] == -1).all()
+
+
+def test_evaluate_size_zero():
+    gt_dict, results = synthetic.random_dataset(seed=3, num_videos=2)
+    for backend in ("reference", "jax"):
+        res = ovis_jax.evaluate(gt_dict, [], backend=backend)
+        assert res.stats["AP"] in (0.0, -1.0)
+        no_gt = dict(gt_dict, annotations=[])
+        out = ovis_jax.evaluate(no_gt, results, backend=backend)
+        assert all(v == -1.0 for v in out.stats.values())
+        assert (out.precision == -1).all()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_matching_equals_the_walk_and_is_one_to_one(seed):
+    """match_groups vs the reference's literal walk, on random IoUs with many exact ties."""
+    rng = np.random.default_rng(seed)
+    p, d, g = 5, 9, 6
+    ious = rng.choice([0.0, 0.5, 0.55, 0.7, 0.75, 0.9, 1.0, 0.6 + 1e-17], size=(p, d, g))
+    gt_valid = rng.random((p, g)) < 0.9
+    crowd = rng.random((p, g)) < 0.2
+    ignore = (rng.random((p, 4, 4, g)) < 0.3) | crowd[:, None, None, :]
+    dt_valid = np.arange(d)[None, :] < rng.integers(0, d + 1, size=(p, 1))
+    area_out = rng.random((p, 4, d)) < 0.3
+    thr = np.linspace(0.5, 0.95, 10)
+    with jax.enable_x64(True):
+        m, ig = match_groups(
+            jnp.asarray(ious),
+            jnp.asarray(gt_valid),
+            jnp.asarray(crowd),
+            jnp.asarray(ignore),
+            jnp.asarray(dt_valid),
+            jnp.asarray(area_out),
+            jnp.asarray(thr),
+        )
+    m, ig = np.asarray(m), np.asarray(ig)
+    for pi in range(p):
+        gs = np.flatnonzero(gt_valid[pi])
+        nd = int(dt_valid[pi].sum())
+        for a in range(4):
+            for o in range(4):
+                ign = ignore[pi, a, o, gs].tolist()
+                cr = crowd[pi, gs].tolist()
+                for t in range(10):
+                    walk = greedy_match(ious[pi][:nd][:, gs], ign, cr, float(thr[t]))
+                    exp_m = [w is not None for w in walk]
+                    exp_ig = [
+                        ign[w] if w is not None else bool(area_out[pi, a, i])
+                        for i, w in enumerate(walk)
+                    ]
+                    assert m[pi, :nd, t, a, o].tolist() == exp_m, (pi, a, o, t)
+                    assert ig[pi, :nd, t, a, o].tolist() == exp_ig, (pi, a, o, t)
+                    taken = [w for w in walk if w is not None and not cr[w]]
+                    assert len(taken) == len(set(taken))  # one-to-one except crowds
+                    assert not m[pi, nd:].any()
+
+
+def test_jit_and_no_jit_agree():
+    gt_dict, results = synthetic.random_dataset(seed=11)
+    gt = ovis_jax.load_ground_truth(gt_dict)
+    res = ovis_jax.load_results(results, gt)
+    jitted = ovis_jax.evaluate(gt, res, backend="jax")
+    with jax.disable_jit():
+        plain = ovis_jax.evaluate(gt, res, backend="jax")
+    np.testing.assert_array_equal(jitted.precision, plain.precision)
+    np.testing.assert_array_equal(jitted.recall, plain.recall)
+    assert jitted.stats == plain.stats
+
+
+def test_no_retrace_on_same_shaped_input_and_x64_untouched():
+    from ovis_jax import iou
+
+    assert not jax.config.jax_enable_x64
+    gt_dict, results = synthetic.random_dataset(seed=12)
+    ovis_jax.evaluate(gt_dict, results, backend="jax")
+    fns = [match_groups, accumulate, iou._intersections_kernel, track_ious]
+    sizes = [f._cache_size() for f in fns]
+    # Same data again, and a different dataset of the same padded shapes.
+    ovis_jax.evaluate(gt_dict, results, backend="jax")
+    assert [f._cache_size() for f in fns] == sizes
+    assert not jax.config.jax_enable_x64
+    assert jnp.zeros(1).dtype == jnp.float32
+    assert jnp.arange(3).dtype == jnp.int32

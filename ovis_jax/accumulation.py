@@ -23,17 +23,25 @@ EPS = float(np.spacing(1))  # 2.220446049250313e-16, as the official code
 
 
 def _reverse_segmented_cummax(values: jax.Array, seg_end: jax.Array) -> jax.Array:
-    """Running max from the right, restarting after each segment end, along the last axis."""
+    """Running max from the right along the last axis, restarting after each segment end.
 
-    def combine(a, b):
-        fa, va = a
-        fb, vb = b
-        return fa | fb, jnp.where(fb, vb, jnp.maximum(va, vb))
+    A sequential scan: exact, and much cheaper to compile than a log-depth parallel scan.
 
-    axis = values.ndim - 1
-    flags = jnp.flip(jnp.broadcast_to(seg_end, values.shape), axis)
-    _, out = jax.lax.associative_scan(combine, (flags, jnp.flip(values, axis)), axis=axis)
-    return jnp.flip(out, axis)
+    Args:
+        values: float64[..., N].
+        seg_end: bool[N], True at the last element of each segment.
+    """
+    lead = values.shape[:-1]
+    flat = values.reshape(-1, values.shape[-1]).T  # [N, C]
+
+    def step(running, xs):
+        value, end = xs
+        running = jnp.where(end, value, jnp.maximum(running, value))
+        return running, running
+
+    init = jnp.zeros(flat.shape[1], dtype=values.dtype)
+    _, out = jax.lax.scan(step, init, (flat, seg_end), reverse=True)
+    return out.T.reshape(*lead, values.shape[-1])
 
 
 @functools.partial(jax.jit, static_argnames=("num_categories",))

@@ -209,7 +209,11 @@ def _groups(gt: GroundTruth, results: Results, max_det: int) -> tuple[np.ndarray
 
 
 def evaluate_jax(
-    gt: GroundTruth, results: Results, *, params: EvalParams | None = None
+    gt: GroundTruth,
+    results: Results,
+    *,
+    params: EvalParams | None = None,
+    intersections: str = "auto",
 ) -> EvalResult:
     """Evaluates with the batched JAX kernels; numbers equal :func:`evaluate_reference`'s.
 
@@ -217,6 +221,8 @@ def evaluate_jax(
         gt: validated ground truth.
         results: validated results for it.
         params: evaluation parameters (the official ones by default).
+        intersections: ``"auto"``, ``"host"`` or ``"device"``: where the run-length
+            intersections are computed (see :func:`ovis_jax.iou.rle_intersections`).
 
     Returns:
         The :class:`~ovis_jax.EvalResult`.
@@ -251,6 +257,7 @@ def evaluate_jax(
             pair_g,
             d_runs=RunTable.from_masks(results.masks),
             g_runs=RunTable.from_masks(gt.masks),
+            method=intersections,
         )
         d_area = results.masks.track_areas()
         g_area = gt.masks.track_areas()

@@ -22,6 +22,7 @@ def evaluate(
     *,
     backend: str = "jax",
     params: EvalParams | None = None,
+    intersections: str = "auto",
 ) -> EvalResult:
     """Evaluates results against ground truth: the official OVIS / YouTube-VIS video mask AP.
 
@@ -31,6 +32,9 @@ def evaluate(
         backend: ``"jax"`` (batched JIT kernels, the default) or ``"reference"`` (the plain
             NumPy + pycocotools oracle).
         params: evaluation parameters; the official ones by default.
+        intersections: JAX backend only: ``"auto"`` (default), ``"host"`` or ``"device"``,
+            where the run-length mask intersections are computed (both exact; on a CPU the
+            host path is faster, on a GPU the device kernel).
 
     Returns:
         The :class:`EvalResult` (named stats, precision [T, R, K, A, O, M], recall
@@ -53,4 +57,4 @@ def evaluate(
         return evaluate_reference(gt, results, params=params)
     from ovis_jax.backend import evaluate_jax
 
-    return evaluate_jax(gt, results, params=params)
+    return evaluate_jax(gt, results, params=params, intersections=intersections)

@@ -210,23 +210,33 @@ def rle_intersections(
     *,
     d_runs: RunTable | None = None,
     g_runs: RunTable | None = None,
-) -> jax.Array:
+    method: str = "auto",
+) -> np.ndarray:
     """Exact intersections, summed over frames, of P (result, ground truth) track pairs.
 
-    Must be called under ``jax.enable_x64(True)`` (the counts are int64).
+    Two implementations of the same computation (both exact, tested against pycocotools):
+    ``"device"``, the jitted binary-search kernel (fast on a GPU/TPU), and ``"host"``, the
+    same search done by NumPy's compiled ``searchsorted`` over all frames at once, which is
+    measured ~8× faster than XLA's gather loops on a CPU. ``"auto"`` picks ``"host"`` when
+    JAX's default backend is the CPU, else ``"device"``. The device path must be called under
+    ``jax.enable_x64(True)`` (the counts are int64).
 
     Args:
         d_masks, g_masks: the result and ground-truth tracks as run lengths.
         pair_d, pair_g: int64[P] the tracks of each pair (same video).
         d_runs, g_runs: their :class:`RunTable` if already built.
+        method: ``"auto"``, ``"host"`` or ``"device"``.
 
     Returns:
         int64[P] intersections (host).
     """
+    if method not in ("auto", "host", "device"):
+        raise ValueError(f"method must be 'auto', 'host' or 'device', got {method!r}")
+    if method == "auto":
+        method = "host" if jax.default_backend() == "cpu" else "device"
     d_runs = d_runs or RunTable.from_masks(d_masks)
     g_runs = g_runs or RunTable.from_masks(g_masks)
     num_pairs = int(pair_d.shape[0])
-    padded_pairs = _bucket(num_pairs)
     total = np.zeros(num_pairs, dtype=np.int64)
     if num_pairs == 0:
         return total
@@ -241,46 +251,117 @@ def rle_intersections(
         if not sel.any():
             continue
         q_runs, b_runs = (d_runs, g_runs) if query_is_d else (g_runs, d_runs)
-        q_frame = (d_frame if query_is_d else g_frame)[sel]
-        b_frame = (g_frame if query_is_d else d_frame)[sel]
-        q_n = (d_n if query_is_d else g_n)[sel]
-        b_n = (g_n if query_is_d else d_n)[sel]
-        b_area = (g_masks if query_is_d else d_masks).area[b_frame]
-        sel_pair = pair[sel]
-        steps = -(-int(b_n.max() + 1).bit_length() // 8) * 8  # multiple of 8 >= log2(n + 1)
-        dev_q = (_padded(q_runs.start), _padded(q_runs.end))
-        dev_b = (_padded(b_runs.start), _padded(b_runs.end), _padded(b_runs.before))
-        # Chunks of pair-frames with at most _CHUNK_QUERIES query runs.
-        csum = np.cumsum(q_n)
-        bounds = [0]
-        while bounds[-1] < q_n.shape[0]:
-            base = csum[bounds[-1] - 1] if bounds[-1] else 0
-            nxt = int(np.searchsorted(csum, base + _CHUNK_QUERIES, side="right"))
-            bounds.append(max(nxt, bounds[-1] + 1))
-        for c0, c1 in itertools.pairwise(bounds):
-            nf = c1 - c0
-            pf_pad = _bucket(nf)
-            slot_start = np.zeros(pf_pad + 1, dtype=np.int64)
-            np.cumsum(q_n[c0:c1], out=slot_start[1 : nf + 1])
-            slot_start[nf + 1 :] = slot_start[nf]
-            num_slots = _bucket(int(slot_start[-1]))
-            pad = functools.partial(_pad_to, size=pf_pad)
+        side = _Side(
+            q_runs=q_runs,
+            b_runs=b_runs,
+            q_frame=(d_frame if query_is_d else g_frame)[sel],
+            b_frame=(g_frame if query_is_d else d_frame)[sel],
+            q_n=(d_n if query_is_d else g_n)[sel],
+            b_n=(g_n if query_is_d else d_n)[sel],
+            b_area=(g_masks if query_is_d else d_masks).area[
+                (g_frame if query_is_d else d_frame)[sel]
+            ],
+            pair=pair[sel],
+        )
+        if method == "host":
+            total += _host_intersections(side, num_pairs)
+        else:
+            total += _device_intersections(side, num_pairs)
+    return total
 
-            total += np.asarray(
-                _intersections_kernel(
-                    *dev_q,
-                    *dev_b,
-                    pad(q_runs.frame_first[q_frame[c0:c1]]),
-                    pad(b_runs.frame_first[b_frame[c0:c1]]),
-                    pad(b_n[c0:c1]),
-                    pad(b_area[c0:c1]),
-                    pad(sel_pair[c0:c1], fill=padded_pairs),
-                    slot_start,
-                    num_slots=num_slots,
-                    num_pairs=padded_pairs,
-                    steps=steps,
-                )
-            )[:num_pairs]
+
+@dataclasses.dataclass(frozen=True)
+class _Side:
+    """Pair-frames whose query runs (``q_runs``) are searched in base runs (``b_runs``)."""
+
+    q_runs: RunTable
+    b_runs: RunTable
+    q_frame: np.ndarray  # int64[F]
+    b_frame: np.ndarray  # int64[F]
+    q_n: np.ndarray  # int64[F] query runs of each pair-frame
+    b_n: np.ndarray  # int64[F] base runs of each pair-frame
+    b_area: np.ndarray  # int64[F] foreground pixels of the base frame
+    pair: np.ndarray  # int64[F]
+
+
+def _host_intersections(side: _Side, num_pairs: int) -> np.ndarray:
+    """NumPy: one ``searchsorted`` of every query run end into all base runs, keyed by frame."""
+    b = side.b_runs
+    n_frames = b.frame_first.shape[0] - 1
+    shift = np.int64(1) << np.int64(32)  # positions are < 2^31
+    b_owner = np.repeat(np.arange(n_frames, dtype=np.int64), np.diff(b.frame_first))
+    keys = (b_owner << np.int64(32)) | b.end.astype(np.int64)
+    total = np.zeros(num_pairs, dtype=np.int64)
+    csum = np.cumsum(side.q_n)
+    bounds = [0]
+    while bounds[-1] < side.q_n.shape[0]:
+        base = csum[bounds[-1] - 1] if bounds[-1] else 0
+        nxt = int(np.searchsorted(csum, base + 4 * _CHUNK_QUERIES, side="right"))
+        bounds.append(max(nxt, bounds[-1] + 1))
+    for c0, c1 in itertools.pairwise(bounds):
+        q_n = side.q_n[c0:c1]
+        n_q = int(q_n.sum())
+        first = side.q_runs.frame_first[side.q_frame[c0:c1]]
+        run = np.repeat(first - (np.cumsum(q_n) - q_n), q_n) + np.arange(n_q, dtype=np.int64)
+        pf = np.repeat(np.arange(c1 - c0, dtype=np.int64), q_n)
+        b_frame = side.b_frame[c0:c1][pf]
+        offset = b_frame * shift
+        frame_end = b.frame_first[b_frame + 1]
+        b_area = side.b_area[c0:c1][pf]
+
+        def coverage(x, offset=offset, frame_end=frame_end, b_area=b_area):
+            idx = np.searchsorted(keys, offset + x, side="right")
+            inside = idx < frame_end  # else: past the frame's last run
+            idx = np.minimum(idx, keys.shape[0] - 1)
+            partial = b.before[idx] + np.maximum(0, x - b.start[idx])
+            return np.where(inside, partial, b_area)
+
+        contrib = coverage(side.q_runs.end[run].astype(np.int64)) - coverage(
+            side.q_runs.start[run].astype(np.int64)
+        )
+        per_pf = np.add.reduceat(contrib, np.cumsum(q_n) - q_n) if n_q else contrib
+        per_pf = np.where(q_n > 0, per_pf, 0)
+        np.add.at(total, side.pair[c0:c1], per_pf)
+    return total
+
+
+def _device_intersections(side: _Side, num_pairs: int) -> np.ndarray:
+    """The jitted kernel over padded chunks of pair-frames."""
+    padded_pairs = _bucket(num_pairs)
+    total = np.zeros(num_pairs, dtype=np.int64)
+    steps = -(-int(side.b_n.max() + 1).bit_length() // 8) * 8  # multiple of 8 >= log2(n + 1)
+    dev_q = (_padded(side.q_runs.start), _padded(side.q_runs.end))
+    b = side.b_runs
+    dev_b = (_padded(b.start), _padded(b.end), _padded(b.before))
+    # Chunks of pair-frames with at most _CHUNK_QUERIES query runs.
+    csum = np.cumsum(side.q_n)
+    bounds = [0]
+    while bounds[-1] < side.q_n.shape[0]:
+        base = csum[bounds[-1] - 1] if bounds[-1] else 0
+        nxt = int(np.searchsorted(csum, base + _CHUNK_QUERIES, side="right"))
+        bounds.append(max(nxt, bounds[-1] + 1))
+    for c0, c1 in itertools.pairwise(bounds):
+        nf = c1 - c0
+        pf_pad = _bucket(nf)
+        slot_start = np.zeros(pf_pad + 1, dtype=np.int64)
+        np.cumsum(side.q_n[c0:c1], out=slot_start[1 : nf + 1])
+        slot_start[nf + 1 :] = slot_start[nf]
+        pad = functools.partial(_pad_to, size=pf_pad)
+        total += np.asarray(
+            _intersections_kernel(
+                *dev_q,
+                *dev_b,
+                pad(side.q_runs.frame_first[side.q_frame[c0:c1]]),
+                pad(b.frame_first[side.b_frame[c0:c1]]),
+                pad(side.b_n[c0:c1]),
+                pad(side.b_area[c0:c1]),
+                pad(side.pair[c0:c1], fill=padded_pairs),
+                slot_start,
+                num_slots=_bucket(int(slot_start[-1])),
+                num_pairs=padded_pairs,
+                steps=steps,
+            )
+        )[:num_pairs]
     return total
 
 

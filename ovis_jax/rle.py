@@ -59,44 +59,58 @@ def _decode_chunk(strings: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndar
     codes = np.zeros(n, dtype=np.int8)
     if total == 0:
         return np.zeros(0, np.int64), np.zeros(n + 1, np.int64), codes
-    c = np.frombuffer(b"".join(strings), dtype=np.uint8).astype(np.int64) - 48
-    bad_char = (c < 0) | (c > 63)
-    c[bad_char] = 0
+    c = np.frombuffer(b"".join(strings), dtype=np.uint8) - np.uint8(48)  # wraps below '0'
+    bad_char = c > 63
+    any_bad_char = bool(bad_char.any())
+    if any_bad_char:
+        c = np.where(bad_char, np.uint8(0), c)
     nonempty = lens > 0
     last = str_start[1:][nonempty] - 1
-    more = (c & 0x20) != 0
+    end = (c & 0x20) == 0
     truncated = np.zeros(n, dtype=bool)
-    truncated[nonempty] = more[last]
-    end = ~more
+    truncated[nonempty] = ~end[last]
     end[last] = True  # a value never spans two strings
-    start = np.empty(total, dtype=bool)
-    start[0] = True
-    start[1:] = end[:-1]
-    value_start = np.flatnonzero(start)
-    value_id = np.cumsum(start) - 1
-    k = np.arange(total, dtype=np.int64) - value_start[value_id]
-    too_long = k > 6
-    k = np.minimum(k, 6)
-    x = np.add.reduceat((c & 0x1F) << (5 * k), value_start)
     end_idx = np.flatnonzero(end)
+    start_idx = np.empty_like(end_idx)
+    start_idx[0] = 0
+    start_idx[1:] = end_idx[:-1] + 1
+    vlen = end_idx - start_idx + 1
+    # Values are at most 7 characters (35 bits); longer ones are flagged and truncated.
+    x = (c[start_idx] & 0x1F).astype(np.int64)
+    active = np.flatnonzero(vlen > 1)
+    j = 1
+    while active.size and j < 7:
+        x[active] |= (c[start_idx[active] + j] & 0x1F).astype(np.int64) << (5 * j)
+        active = active[vlen[active] > j + 1]
+        j += 1
     sign = (c[end_idx] & 0x10) != 0
-    x = np.where(sign, x - (np.int64(1) << (5 * (k[end_idx] + 1))), x)
-    # Values per string, and each value's position inside its string.
-    vstart = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(_segment_sums(start, str_start[:-1], str_start[1:]), out=vstart[1:])
-    owner = np.repeat(np.arange(n), np.diff(vstart))
-    pos = np.arange(x.shape[0], dtype=np.int64) - vstart[owner]
-    counts = x.copy()
-    for parity_mask in ((pos % 2 == 1), (pos % 2 == 0) & (pos >= 2)):
-        w = np.where(parity_mask, x, 0)
-        csum = np.cumsum(w)
-        before = np.concatenate([[0], csum])[vstart[:-1]]
-        counts = np.where(parity_mask, csum - before[owner], counts)
-    negative = _segment_sums(counts < 0, vstart[:-1], vstart[1:]) > 0
-    codes[negative] = _NEGATIVE
-    codes[_segment_sums(too_long, str_start[:-1], str_start[1:]) > 0] = _TOO_LONG
+    x -= sign.astype(np.int64) << (5 * np.minimum(vlen, 7))
+    # Values after the third of a string are stored as differences to the value two places
+    # before: a cumulative sum along each parity chain, restarting at each string's first
+    # three values.
+    vstart = np.searchsorted(end_idx, str_start, side="left")
+    nv = x.shape[0]
+    reset = np.zeros(nv + 2, dtype=bool)
+    heads = vstart[:-1][nonempty]
+    reset[heads] = True
+    reset[heads + 1] = True
+    reset[heads + 2] = True
+    counts = np.empty_like(x)
+    for parity in (0, 1):
+        chain = x[parity::2]
+        restart = reset[parity:nv:2]
+        csum = np.cumsum(chain)
+        idx = np.arange(chain.shape[0])
+        last_reset = np.maximum.accumulate(np.where(restart, idx, 0))
+        counts[parity::2] = csum - csum[last_reset] + chain[last_reset]
+    negative = counts < 0
+    if negative.any():
+        codes[_segment_sums(negative, vstart[:-1], vstart[1:]) > 0] = _NEGATIVE
+    if (vlen > 7).any():
+        codes[_segment_sums(vlen > 7, vstart[:-1], vstart[1:]) > 0] = _TOO_LONG
     codes[truncated] = _TRUNCATED
-    codes[_segment_sums(bad_char, str_start[:-1], str_start[1:]) > 0] = _BAD_CHAR
+    if any_bad_char:
+        codes[_segment_sums(bad_char, str_start[:-1], str_start[1:]) > 0] = _BAD_CHAR
     return counts, vstart, codes
 
 

@@ -30,14 +30,15 @@ def _all_pairs(gt: ovis_jax.GroundTruth, res: ovis_jax.Results):
     return np.array([p[0] for p in pairs], np.int64), np.array([p[1] for p in pairs], np.int64)
 
 
+@pytest.mark.parametrize("method", ["host", "device"])
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_pair_ious_equal_pycocotools_per_frame(seed):
+def test_pair_ious_equal_pycocotools_per_frame(seed, method):
     gt_dict, results = synthetic.random_dataset(seed=seed, num_videos=3)
     gt = ovis_jax.load_ground_truth(gt_dict)
     res = ovis_jax.load_results(results, gt)
     pd, pg = _all_pairs(gt, res)
     with jax.enable_x64(True):
-        inter = rle_intersections(res.masks, gt.masks, pd, pg)
+        inter = rle_intersections(res.masks, gt.masks, pd, pg, method=method)
         area_d = res.masks.track_areas()[pd]
         area_g = gt.masks.track_areas()[pg]
         ious = np.asarray(track_ious(inter, area_d, area_g))
@@ -54,7 +55,8 @@ def test_pair_ious_equal_pycocotools_per_frame(seed):
     np.testing.assert_array_equal(ious, expected)  # bit-identical float64
 
 
-def test_realistic_masks_intersections():
+@pytest.mark.parametrize("method", ["host", "device"])
+def test_realistic_masks_intersections(method):
     """Fragmented, many-run masks at video resolution, both query directions exercised."""
     gt_dict, results = synthetic.ovis_like(
         seed=1,
@@ -68,7 +70,7 @@ def test_realistic_masks_intersections():
     res = ovis_jax.load_results(results, gt)
     pd, pg = _all_pairs(gt, res)
     with jax.enable_x64(True):
-        inter = rle_intersections(res.masks, gt.masks, pd, pg)
+        inter = rle_intersections(res.masks, gt.masks, pd, pg, method=method)
     expected = [
         sum(
             int(mask_utils.area(mask_utils.merge([a, b], intersect=True)))
@@ -97,7 +99,8 @@ def test_size_zero_kernels():
     empty = ovis_jax.load_results([], gt)
     none = np.zeros(0, np.int64)
     with jax.enable_x64(True):
-        assert rle_intersections(empty.masks, gt.masks, none, none).shape == (0,)
+        for method in ("host", "device"):
+            assert rle_intersections(empty.masks, gt.masks, none, none, method=method).shape == (0,)
         assert np.asarray(track_ious(none, none, none)).shape == (0,)
     m, ig = match_groups(
         jnp.zeros((2, 0, 3)),

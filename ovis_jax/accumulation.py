@@ -12,6 +12,7 @@ position marks where its run starts and a running maximum along the thresholds f
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -32,7 +33,9 @@ def _reverse_segmented_cummax(values: jax.Array, seg_end: jax.Array) -> jax.Arra
         seg_end: bool[N], True at the last element of each segment.
     """
     lead = values.shape[:-1]
-    flat = values.reshape(-1, values.shape[-1]).T  # [N, C]
+    if values.shape[-1] == 0:
+        return values
+    flat = values.reshape(math.prod(lead), values.shape[-1]).T  # [N, C]
 
     def step(running, xs):
         value, end = xs

@@ -9,6 +9,7 @@ The caller's global x64 setting is never changed.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 
@@ -208,6 +209,14 @@ def _groups(gt: GroundTruth, results: Results, max_det: int) -> tuple[np.ndarray
     return keys, d_sel, d_group[d_sel], d_rank, g_group, g_rank
 
 
+def _float64_device() -> contextlib.AbstractContextManager:
+    """Where the float64 kernels run: the default device, except on a TPU (no native float64),
+    where they run on the host CPU so that every comparison stays exact."""
+    if jax.default_backend() == "tpu":
+        return jax.default_device(jax.devices("cpu")[0])
+    return contextlib.nullcontext()
+
+
 def evaluate_jax(
     gt: GroundTruth,
     results: Results,
@@ -248,7 +257,7 @@ def evaluate_jax(
     per_d = g_count[d_group]
     pair_d = np.repeat(d_sel, per_d)
     pair_g = g_order[np.repeat(g_first[d_group], per_d) + _ragged_arange(per_d)]
-    with jax.enable_x64(True):
+    with jax.enable_x64(True), _float64_device():
         logger.info("intersections of %d track pairs", pair_d.shape[0])
         inter = rle_intersections(
             results.masks,

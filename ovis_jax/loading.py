@@ -223,11 +223,13 @@ class _SegmentationCollector:
                     "(height x width of the video)"
                 )
             raise FormatError(f"{where}, frame {t}: {problem}")
-        # Pixel counts: the odd-position runs.
-        pos = np.arange(counts.shape[0], dtype=np.int64) - np.repeat(offsets[:-1], nruns)
-        ones = np.where(pos % 2 == 1, counts, 0)
-        csum[1:] = np.cumsum(ones)
-        str_area = csum[offsets[1:]] - csum[offsets[:-1]]
+        # Pixel counts: the runs at odd positions within each string. Sum the runs at odd
+        # *global* positions; for a string starting at an odd offset those are its zero-runs,
+        # whose sum is h * w (checked above) minus its area.
+        odd_global = np.arange(counts.shape[0]) & 1 == 1
+        csum[1:] = np.cumsum(np.where(odd_global, counts, 0))
+        odd_sum = csum[offsets[1:]] - csum[offsets[:-1]]
+        str_area = np.where(offsets[:-1] & 1 == 0, odd_sum, sizes - odd_sum)
         fs = np.asarray(self.frame_string, dtype=np.int64)
         present = fs >= 0
         run_start = np.zeros(fs.shape[0] + 1, dtype=np.int64)

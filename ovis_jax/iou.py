@@ -55,12 +55,16 @@ class RunTable:
         end: int32[runs] one past the last pixel.
         before: int64[runs] foreground pixels of the same frame before the run.
         frame_first: int64[frames + 1] each frame's first run.
+        top, bottom: int64[frames] first and last foreground row of each frame (empty
+            frames: top > bottom).
     """
 
     start: np.ndarray
     end: np.ndarray
     before: np.ndarray
     frame_first: np.ndarray
+    top: np.ndarray
+    bottom: np.ndarray
 
     @classmethod
     def from_masks(cls, masks: MaskTable) -> RunTable:
@@ -84,11 +88,27 @@ class RunTable:
         end = csum[idx + 1] - frame_base
         lcsum = np.zeros(total + 1, dtype=np.int64)
         np.cumsum(fg_len, out=lcsum[1:])
+        start = end - fg_len
+        # Row range of each frame's foreground (a run that crosses a column covers all rows).
+        frames_per_track = masks.frame_start[1:] - masks.frame_start[:-1]
+        h = np.repeat(np.repeat(masks.height, frames_per_track), nfg)
+        real = fg_len > 0
+        crosses = (end - 1) // h != start // h
+        row0 = np.where(real, np.where(crosses, 0, start % h), np.iinfo(np.int64).max)
+        row1 = np.where(real, np.where(crosses, h - 1, (end - 1) % h), -1)
+        has = nfg > 0
+        top = np.full(nfg.shape[0], np.iinfo(np.int64).max, dtype=np.int64)
+        bottom = np.full(nfg.shape[0], -1, dtype=np.int64)
+        if total:
+            top[has] = np.minimum.reduceat(row0, frame_first[:-1][has])
+            bottom[has] = np.maximum.reduceat(row1, frame_first[:-1][has])
         table = cls(
-            start=(end - fg_len).astype(np.int32),
+            start=start.astype(np.int32),
             end=end.astype(np.int32),
             before=lcsum[:-1] - lcsum[first_of_frame],
             frame_first=frame_first,
+            top=top,
+            bottom=bottom,
         )
         object.__setattr__(masks, "_run_table", table)
         return table
@@ -114,8 +134,8 @@ def pair_frames(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The (pair, result frame, ground-truth frame) triples whose intersection can be nonzero.
 
-    Frames where either side is null or empty, or whose foreground spans do not overlap, are
-    left out (their intersection is 0).
+    Frames where either side is null or empty, or whose foreground position spans (column-major)
+    or row ranges do not overlap, are left out (their intersection is 0).
 
     Args:
         pair_d: int64[P] result track of each pair.
@@ -137,6 +157,8 @@ def pair_frames(
         & (g_masks.area[g_frame] > 0)
         & (d_first[d_frame] < g_last[g_frame])
         & (g_first[g_frame] < d_last[d_frame])
+        & (d_runs.top[d_frame] <= g_runs.bottom[g_frame])
+        & (g_runs.top[g_frame] <= d_runs.bottom[d_frame])
     )
     return pair[keep], d_frame[keep], g_frame[keep]
 
@@ -249,24 +271,26 @@ def rle_intersections(
     pair, d_frame, g_frame = pair_frames(d_masks, g_masks, d_runs, g_runs, pair_d, pair_g)
     if pair.shape[0] == 0:
         return total
-    d_n = d_runs.frame_first[d_frame + 1] - d_runs.frame_first[d_frame]
-    g_n = g_runs.frame_first[g_frame + 1] - g_runs.frame_first[g_frame]
-    # Query with the side that has fewer runs; binary-search the other.
+    # Only the runs of one frame inside the other frame's foreground span can meet it.
+    d_first, d_last = d_runs.spans()
+    g_first, g_last = g_runs.spans()
+    d_q0, d_n = _window(d_runs, d_frame, g_first[g_frame], g_last[g_frame])
+    g_q0, g_n = _window(g_runs, g_frame, d_first[d_frame], d_last[d_frame])
+    # Query with the side that has fewer runs there; binary-search the other frame's runs.
     for query_is_d in (True, False):
-        sel = (d_n <= g_n) if query_is_d else (d_n > g_n)
+        sel = ((d_n <= g_n) if query_is_d else (d_n > g_n)) & (np.minimum(d_n, g_n) > 0)
         if not sel.any():
             continue
-        q_runs, b_runs = (d_runs, g_runs) if query_is_d else (g_runs, d_runs)
+        b_frame = (g_frame if query_is_d else d_frame)[sel]
+        b_runs = g_runs if query_is_d else d_runs
         side = _Side(
-            q_runs=q_runs,
+            q_runs=d_runs if query_is_d else g_runs,
             b_runs=b_runs,
-            q_frame=(d_frame if query_is_d else g_frame)[sel],
-            b_frame=(g_frame if query_is_d else d_frame)[sel],
+            q_first=(d_q0 if query_is_d else g_q0)[sel],
+            b_frame=b_frame,
             q_n=(d_n if query_is_d else g_n)[sel],
-            b_n=(g_n if query_is_d else d_n)[sel],
-            b_area=(g_masks if query_is_d else d_masks).area[
-                (g_frame if query_is_d else d_frame)[sel]
-            ],
+            b_n=b_runs.frame_first[b_frame + 1] - b_runs.frame_first[b_frame],
+            b_area=(g_masks if query_is_d else d_masks).area[b_frame],
             pair=pair[sel],
         )
         if method == "host":
@@ -276,13 +300,25 @@ def rle_intersections(
     return total
 
 
+def _window(
+    runs: RunTable, frame: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """First index and number of the runs of each ``frame`` that meet ``[lo, hi)``."""
+    n_frames = runs.frame_first.shape[0] - 1
+    owner = np.repeat(np.arange(n_frames, dtype=np.int64), np.diff(runs.frame_first))
+    base = frame << np.int64(32)
+    first = np.searchsorted((owner << np.int64(32)) | runs.end, base | lo, side="right")
+    stop = np.searchsorted((owner << np.int64(32)) | runs.start, base | hi, side="left")
+    return first, np.maximum(stop - first, 0)
+
+
 @dataclasses.dataclass(frozen=True)
 class _Side:
     """Pair-frames whose query runs (``q_runs``) are searched in base runs (``b_runs``)."""
 
     q_runs: RunTable
     b_runs: RunTable
-    q_frame: np.ndarray  # int64[F]
+    q_first: np.ndarray  # int64[F] first query run of each pair-frame
     b_frame: np.ndarray  # int64[F]
     q_n: np.ndarray  # int64[F] query runs of each pair-frame
     b_n: np.ndarray  # int64[F] base runs of each pair-frame
@@ -307,7 +343,7 @@ def _host_intersections(side: _Side, num_pairs: int) -> np.ndarray:
     for c0, c1 in itertools.pairwise(bounds):
         q_n = side.q_n[c0:c1]
         n_q = int(q_n.sum())
-        first = side.q_runs.frame_first[side.q_frame[c0:c1]]
+        first = side.q_first[c0:c1]
         run = np.repeat(first - (np.cumsum(q_n) - q_n), q_n) + np.arange(n_q, dtype=np.int64)
         pf = np.repeat(np.arange(c1 - c0, dtype=np.int64), q_n)
         b_frame = side.b_frame[c0:c1][pf]
@@ -357,7 +393,7 @@ def _device_intersections(side: _Side, num_pairs: int) -> np.ndarray:
             _intersections_kernel(
                 *dev_q,
                 *dev_b,
-                pad(side.q_runs.frame_first[side.q_frame[c0:c1]]),
+                pad(side.q_first[c0:c1]),
                 pad(b.frame_first[side.b_frame[c0:c1]]),
                 pad(side.b_n[c0:c1]),
                 pad(side.b_area[c0:c1]),

@@ -36,6 +36,7 @@ __all__ = [
 # Pair-frames are processed in chunks of at most this many query runs (device memory bound).
 _CHUNK_QUERIES = 1 << 21
 _MIN_BUCKET = 1 << 12
+_POSITION_MASK = np.int64((1 << 32) - 1)
 
 
 def _bucket(n: int, minimum: int = _MIN_BUCKET) -> int:
@@ -50,17 +51,20 @@ def _bucket(n: int, minimum: int = _MIN_BUCKET) -> int:
 class RunTable:
     """Foreground runs of every frame of a :class:`~ovis_jax.rle.MaskTable` (host, NumPy).
 
+    Positions are keyed by frame, ``frame << 32 | position``, so that the runs of all frames
+    form one sorted array that a single ``searchsorted`` serves (positions are < 2^31).
+
     Attributes:
-        start: int32[runs] first pixel (column-major position) of each foreground run.
-        end: int32[runs] one past the last pixel.
+        start_key: int64[runs] keyed first pixel (column-major position) of each run.
+        end_key: int64[runs] keyed position one past the run's last pixel.
         before: int64[runs] foreground pixels of the same frame before the run.
         frame_first: int64[frames + 1] each frame's first run.
         top, bottom: int64[frames] first and last foreground row of each frame (empty
             frames: top > bottom).
     """
 
-    start: np.ndarray
-    end: np.ndarray
+    start_key: np.ndarray
+    end_key: np.ndarray
     before: np.ndarray
     frame_first: np.ndarray
     top: np.ndarray
@@ -68,44 +72,39 @@ class RunTable:
 
     @classmethod
     def from_masks(cls, masks: MaskTable) -> RunTable:
-        """The foreground runs of ``masks`` (computed once per table, then cached on it)."""
+        """The foreground runs of ``masks`` (computed once per table, then cached on it).
+
+        Frames are processed in chunks so that temporaries stay small next to the result.
+        """
         cached = masks.__dict__.get("_run_table")
         if cached is not None:
             return cached
-        counts = masks.counts
         rs = masks.run_start
+        n_frames = rs.shape[0] - 1
         nfg = (rs[1:] - rs[:-1]) // 2  # runs alternate zero / one, starting with zero
-        frame_first = np.zeros(nfg.shape[0] + 1, dtype=np.int64)
+        frame_first = np.zeros(n_frames + 1, dtype=np.int64)
         np.cumsum(nfg, out=frame_first[1:])
         total = int(frame_first[-1])
-        first_of_frame = np.repeat(frame_first[:-1], nfg)
-        local = np.arange(total, dtype=np.int64) - first_of_frame
-        idx = np.repeat(rs[:-1] + 1, nfg) + 2 * local  # global index of each foreground run
-        csum = np.zeros(counts.shape[0] + 1, dtype=np.int64)
-        np.cumsum(counts, out=csum[1:])
-        frame_base = np.repeat(csum[rs[:-1]], nfg)
-        fg_len = counts[idx].astype(np.int64)
-        end = csum[idx + 1] - frame_base
-        lcsum = np.zeros(total + 1, dtype=np.int64)
-        np.cumsum(fg_len, out=lcsum[1:])
-        start = end - fg_len
-        # Row range of each frame's foreground (a run that crosses a column covers all rows).
         frames_per_track = masks.frame_start[1:] - masks.frame_start[:-1]
-        h = np.repeat(np.repeat(masks.height, frames_per_track), nfg)
-        real = fg_len > 0
-        crosses = (end - 1) // h != start // h
-        row0 = np.where(real, np.where(crosses, 0, start % h), np.iinfo(np.int64).max)
-        row1 = np.where(real, np.where(crosses, h - 1, (end - 1) % h), -1)
-        has = nfg > 0
-        top = np.full(nfg.shape[0], np.iinfo(np.int64).max, dtype=np.int64)
-        bottom = np.full(nfg.shape[0], -1, dtype=np.int64)
-        if total:
-            top[has] = np.minimum.reduceat(row0, frame_first[:-1][has])
-            bottom[has] = np.maximum.reduceat(row1, frame_first[:-1][has])
+        frame_h = np.repeat(masks.height, frames_per_track)
+        start_key = np.empty(total, dtype=np.int64)
+        end_key = np.empty(total, dtype=np.int64)
+        before = np.empty(total, dtype=np.int64)
+        top = np.full(n_frames, np.iinfo(np.int64).max, dtype=np.int64)
+        bottom = np.full(n_frames, -1, dtype=np.int64)
+        f0 = 0
+        while f0 < n_frames:
+            f1 = int(np.searchsorted(frame_first, frame_first[f0] + (1 << 21), side="right"))
+            f1 = min(max(f1 - 1, f0 + 1), n_frames)
+            _fill_runs(
+                masks.counts, rs, nfg, frame_first, frame_h, f0, f1,
+                start_key, end_key, before, top, bottom,
+            )  # fmt: skip
+            f0 = f1
         table = cls(
-            start=start.astype(np.int32),
-            end=end.astype(np.int32),
-            before=lcsum[:-1] - lcsum[first_of_frame],
+            start_key=start_key,
+            end_key=end_key,
+            before=before,
             frame_first=frame_first,
             top=top,
             bottom=bottom,
@@ -113,15 +112,59 @@ class RunTable:
         object.__setattr__(masks, "_run_table", table)
         return table
 
+    @property
+    def start(self) -> np.ndarray:
+        """int32[runs] first pixel of each run within its frame."""
+        return (self.start_key & _POSITION_MASK).astype(np.int32)
+
+    @property
+    def end(self) -> np.ndarray:
+        """int32[runs] one past the last pixel of each run within its frame."""
+        return (self.end_key & _POSITION_MASK).astype(np.int32)
+
     def spans(self) -> tuple[np.ndarray, np.ndarray]:
         """Per frame, ``(first, last)`` foreground position span; (0, 0) for empty frames."""
         n = self.frame_first[1:] - self.frame_first[:-1]
         has = n > 0
         first = np.zeros(n.shape[0], dtype=np.int64)
         last = np.zeros(n.shape[0], dtype=np.int64)
-        first[has] = self.start[self.frame_first[:-1][has]]
-        last[has] = self.end[self.frame_first[1:][has] - 1]
+        first[has] = self.start_key[self.frame_first[:-1][has]] & _POSITION_MASK
+        last[has] = self.end_key[self.frame_first[1:][has] - 1] & _POSITION_MASK
         return first, last
+
+
+def _fill_runs(counts, rs, nfg, frame_first, frame_h, f0, f1, start_key, end_key, before, top,
+               bottom) -> None:  # fmt: skip
+    """Fills the :class:`RunTable` arrays for frames ``f0:f1``."""
+    n = nfg[f0:f1]
+    r0, r1 = int(frame_first[f0]), int(frame_first[f1])
+    if r1 == r0:
+        return
+    first_of_frame = np.repeat(frame_first[f0:f1] - r0, n)
+    idx = np.repeat(rs[f0:f1] + 1, n) + 2 * (np.arange(r1 - r0, dtype=np.int64) - first_of_frame)
+    lo, hi = int(rs[f0]), int(rs[f1])
+    csum = np.zeros(hi - lo + 1, dtype=np.int64)
+    np.cumsum(counts[lo:hi], out=csum[1:])
+    idx -= lo
+    fg_len = counts[lo:hi][idx].astype(np.int64)
+    end = csum[idx + 1] - np.repeat(csum[rs[f0:f1] - lo], n)
+    start = end - fg_len
+    owner = np.repeat(np.arange(f0, f1, dtype=np.int64) << np.int64(32), n)
+    start_key[r0:r1] = owner | start
+    end_key[r0:r1] = owner | end
+    np.cumsum(fg_len, out=before[r0:r1])
+    before[r0:r1] -= fg_len  # exclusive prefix over the chunk ...
+    before[r0:r1] -= before[r0:r1][first_of_frame]  # ... restarted at each frame
+    # Row range of each frame's foreground (a run that crosses a column covers all rows).
+    h = np.repeat(frame_h[f0:f1], n)
+    crosses = (end - 1) // h != start // h
+    real = fg_len > 0
+    row0 = np.where(real, np.where(crosses, 0, start % h), np.iinfo(np.int64).max)
+    row1 = np.where(real, np.where(crosses, h - 1, (end - 1) % h), -1)
+    has = np.flatnonzero(n > 0)
+    heads = frame_first[f0:f1][has] - r0
+    top[f0 + has] = np.minimum.reduceat(row0, heads)
+    bottom[f0 + has] = np.maximum.reduceat(row1, heads)
 
 
 def pair_frames(
@@ -304,11 +347,9 @@ def _window(
     runs: RunTable, frame: np.ndarray, lo: np.ndarray, hi: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """First index and number of the runs of each ``frame`` that meet ``[lo, hi)``."""
-    n_frames = runs.frame_first.shape[0] - 1
-    owner = np.repeat(np.arange(n_frames, dtype=np.int64), np.diff(runs.frame_first))
     base = frame << np.int64(32)
-    first = np.searchsorted((owner << np.int64(32)) | runs.end, base | lo, side="right")
-    stop = np.searchsorted((owner << np.int64(32)) | runs.start, base | hi, side="left")
+    first = np.searchsorted(runs.end_key, base | lo, side="right")
+    stop = np.searchsorted(runs.start_key, base | hi, side="left")
     return first, np.maximum(stop - first, 0)
 
 
@@ -329,16 +370,13 @@ class _Side:
 def _host_intersections(side: _Side, num_pairs: int) -> np.ndarray:
     """NumPy: one ``searchsorted`` of every query run end into all base runs, keyed by frame."""
     b = side.b_runs
-    n_frames = b.frame_first.shape[0] - 1
-    shift = np.int64(1) << np.int64(32)  # positions are < 2^31
-    b_owner = np.repeat(np.arange(n_frames, dtype=np.int64), np.diff(b.frame_first))
-    keys = (b_owner << np.int64(32)) | b.end.astype(np.int64)
+    keys = b.end_key
     total = np.zeros(num_pairs, dtype=np.int64)
     csum = np.cumsum(side.q_n)
     bounds = [0]
     while bounds[-1] < side.q_n.shape[0]:
         base = csum[bounds[-1] - 1] if bounds[-1] else 0
-        nxt = int(np.searchsorted(csum, base + 4 * _CHUNK_QUERIES, side="right"))
+        nxt = int(np.searchsorted(csum, base + _CHUNK_QUERIES // 2, side="right"))
         bounds.append(max(nxt, bounds[-1] + 1))
     for c0, c1 in itertools.pairwise(bounds):
         q_n = side.q_n[c0:c1]
@@ -347,7 +385,7 @@ def _host_intersections(side: _Side, num_pairs: int) -> np.ndarray:
         run = np.repeat(first - (np.cumsum(q_n) - q_n), q_n) + np.arange(n_q, dtype=np.int64)
         pf = np.repeat(np.arange(c1 - c0, dtype=np.int64), q_n)
         b_frame = side.b_frame[c0:c1][pf]
-        offset = b_frame * shift
+        offset = b_frame << np.int64(32)
         frame_end = b.frame_first[b_frame + 1]
         b_area = side.b_area[c0:c1][pf]
 
@@ -355,11 +393,12 @@ def _host_intersections(side: _Side, num_pairs: int) -> np.ndarray:
             idx = np.searchsorted(keys, offset + x, side="right")
             inside = idx < frame_end  # else: past the frame's last run
             idx = np.minimum(idx, keys.shape[0] - 1)
-            partial = b.before[idx] + np.maximum(0, x - b.start[idx])
+            partial = b.before[idx] + np.maximum(0, (offset | x) - b.start_key[idx])
             return np.where(inside, partial, b_area)
 
-        contrib = coverage(side.q_runs.end[run].astype(np.int64)) - coverage(
-            side.q_runs.start[run].astype(np.int64)
+        q = side.q_runs
+        contrib = coverage(q.end_key[run] & _POSITION_MASK) - coverage(
+            q.start_key[run] & _POSITION_MASK
         )
         per_pf = np.add.reduceat(contrib, np.cumsum(q_n) - q_n) if n_q else contrib
         per_pf = np.where(q_n > 0, per_pf, 0)

@@ -207,9 +207,7 @@ class _SegmentationCollector:
     def build(self) -> tuple[MaskTable, tuple[tuple[dict | None, ...], ...]]:
         counts, offsets, codes = decode_compressed(self.strings)
         nruns = np.diff(offsets)
-        csum = np.zeros(counts.shape[0] + 1, dtype=np.int64)
-        np.cumsum(counts, out=csum[1:])
-        totals = csum[offsets[1:]] - csum[offsets[:-1]]
+        totals = _string_sums(counts, offsets)
         sizes = np.asarray(self.sizes, dtype=np.int64)
         bad = np.flatnonzero((codes != 0) | (totals != sizes))
         if bad.size:
@@ -226,9 +224,7 @@ class _SegmentationCollector:
         # Pixel counts: the runs at odd positions within each string. Sum the runs at odd
         # *global* positions; for a string starting at an odd offset those are its zero-runs,
         # whose sum is h * w (checked above) minus its area.
-        odd_global = np.arange(counts.shape[0]) & 1 == 1
-        csum[1:] = np.cumsum(np.where(odd_global, counts, 0))
-        odd_sum = csum[offsets[1:]] - csum[offsets[:-1]]
+        odd_sum = _string_sums(counts[1::2], offsets // 2)
         str_area = np.where(offsets[:-1] & 1 == 0, odd_sum, sizes - odd_sum)
         fs = np.asarray(self.frame_string, dtype=np.int64)
         present = fs >= 0
@@ -240,7 +236,7 @@ class _SegmentationCollector:
         area[present] = str_area[fs[present]]
         # Strings were appended in frame order, so the runs are already in frame order.
         table = MaskTable(
-            counts=counts.astype(np.int32),
+            counts=counts.astype(np.int32, copy=False),
             run_start=run_start,
             present=present,
             area=area,
@@ -259,6 +255,17 @@ class _SegmentationCollector:
                     track.append({"size": [h, self.sizes[s] // h], "counts": self.strings[s]})
             rles.append(tuple(track))
         return table, tuple(rles)
+
+
+def _string_sums(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """int64 sums of ``values[offsets[i]:offsets[i+1]]`` (0 for empty ranges), without a
+    full-length temporary."""
+    n = offsets.shape[0] - 1
+    out = np.zeros(n, dtype=np.int64)
+    nonempty = np.flatnonzero(offsets[1:] > offsets[:-1])
+    if nonempty.size:
+        out[nonempty] = np.add.reduceat(values, offsets[:-1][nonempty], dtype=np.int64)
+    return out
 
 
 def _to_compressed(seg: Any, h: int, w: int, where: str) -> bytes:

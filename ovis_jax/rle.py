@@ -35,7 +35,7 @@ _PROBLEMS = {
 }
 
 # Strings are decoded in chunks of about this many characters, to bound peak memory.
-_CHUNK_CHARS = 1 << 24
+_CHUNK_CHARS = 1 << 22
 
 
 def rle_problem(code: int) -> str:
@@ -121,7 +121,7 @@ def decode_compressed(strings: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.
         strings: the ``counts`` strings, as bytes.
 
     Returns:
-        ``(counts, offsets, codes)``: int64 run lengths of all strings concatenated; int64
+        ``(counts, offsets, codes)``: int32 run lengths of all strings concatenated; int64
         ``offsets[n + 1]`` such that string ``i``'s runs are ``counts[offsets[i]:offsets[i+1]]``;
         int8 ``codes[n]``, 0 where the string is well formed, else an error code for
         :func:`rle_problem`. Whether the runs sum to the frame size is for the caller to check.
@@ -137,11 +137,16 @@ def decode_compressed(strings: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.
             chars += len(strings[j])
             j += 1
         counts, vstart, chunk_codes = _decode_chunk(strings[i:j])
-        all_counts.append(counts)
+        huge = counts > np.iinfo(np.int32).max
+        if huge.any():  # no frame has that many pixels; keep int32 storage exact
+            owner = np.repeat(np.arange(j - i), np.diff(vstart))
+            chunk_codes[np.unique(owner[huge])] = _TOO_LONG
+            counts = np.where(huge, 0, counts)
+        all_counts.append(counts.astype(np.int32))
         offsets[i + 1 : j + 1] = offsets[i] + vstart[1:]
         codes[i:j] = chunk_codes
         i = j
-    counts = np.concatenate(all_counts) if all_counts else np.zeros(0, np.int64)
+    counts = np.concatenate(all_counts) if all_counts else np.zeros(0, np.int32)
     return counts, offsets, codes
 
 

@@ -8,6 +8,27 @@ from ovis_jax.summary import EvalResult, format_per_category, format_summary, su
 
 __version__ = "0.1.0"
 
+# The streaming evaluator imports JAX at module level; load it on first use so that
+# `import ovis_jax` (and the CLI with the reference backend) stays light.
+_LAZY = {
+    "StreamingEvaluator": "ovis_jax.streaming",
+    "StreamingState": "ovis_jax.streaming",
+    "resize_masks": "ovis_jax.streaming",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ovis_jax' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
 __all__ = [
     "BACKENDS",
     "EvalParams",
@@ -15,11 +36,14 @@ __all__ = [
     "FormatError",
     "GroundTruth",
     "Results",
+    "StreamingEvaluator",
+    "StreamingState",
     "Video",
     "evaluate",
     "format_per_category",
     "format_summary",
     "load_ground_truth",
     "load_results",
+    "resize_masks",
     "summarize",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -23,12 +24,20 @@ from ovis_jax.matching import match_groups
 from ovis_jax.params import EvalParams
 from ovis_jax.summary import EvalResult, summarize
 
-__all__ = ["MatchInput", "evaluate_jax", "match_and_accumulate", "range_flags"]
+__all__ = [
+    "MatchInput",
+    "bucket",
+    "evaluate_jax",
+    "evaluate_tracks",
+    "match_and_accumulate",
+    "ragged_arange",
+    "range_flags",
+]
 
 logger = logging.getLogger(__name__)
 
 
-def _bucket(n: int, minimum: int) -> int:
+def bucket(n: int, minimum: int) -> int:
     """The smallest power of four >= max(n, minimum): few distinct shapes, few compilations."""
     size = minimum
     while size < n:
@@ -36,7 +45,7 @@ def _bucket(n: int, minimum: int) -> int:
     return size
 
 
-def _ragged_arange(lengths: np.ndarray) -> np.ndarray:
+def ragged_arange(lengths: np.ndarray) -> np.ndarray:
     """Concatenation of ``arange(l)`` for each l."""
     total = int(lengths.sum())
     starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
@@ -95,8 +104,8 @@ def _match(mi: MatchInput, params: EvalParams) -> tuple[np.ndarray, np.ndarray]:
     # Pair offsets: pairs of group p are its results × its ground truths, result-major.
     pair_count = d_count * g_count
     pair_first = np.cumsum(pair_count) - pair_count
-    d_bucket = np.array([_bucket(c, 4) for c in d_count])
-    g_bucket = np.array([_bucket(c, 4) for c in g_count])
+    d_bucket = np.array([bucket(c, 4) for c in d_count])
+    g_bucket = np.array([bucket(c, 4) for c in g_count])
     thresholds = jax.device_put(params.iou_array)
     for db, gb in sorted(set(zip(d_bucket.tolist(), g_bucket.tolist(), strict=True))):
         groups = np.flatnonzero((d_bucket == db) & (g_bucket == gb) & (d_count > 0))
@@ -104,7 +113,7 @@ def _match(mi: MatchInput, params: EvalParams) -> tuple[np.ndarray, np.ndarray]:
             continue
         local = np.full(mi.num_groups, -1, dtype=np.int64)
         local[groups] = np.arange(groups.size)
-        pb = _bucket(groups.size, 16)
+        pb = bucket(groups.size, 16)
         ious = np.zeros((pb, db, gb))
         gt_valid = np.zeros((pb, gb), dtype=bool)
         gt_crowd = np.zeros((pb, gb), dtype=bool)
@@ -124,8 +133,8 @@ def _match(mi: MatchInput, params: EvalParams) -> tuple[np.ndarray, np.ndarray]:
         ng = g_count[groups]
         nd = d_count[groups]
         pc = nd * ng
-        pair_idx = np.repeat(pair_first[groups], pc) + _ragged_arange(pc)
-        within = _ragged_arange(pc)
+        pair_idx = np.repeat(pair_first[groups], pc) + ragged_arange(pc)
+        within = ragged_arange(pc)
         rep_g = np.repeat(ng, pc)
         ious[np.repeat(np.arange(groups.size), pc), within // rep_g, within % rep_g] = mi.ious[
             pair_idx
@@ -155,10 +164,10 @@ def match_and_accumulate(
     """
     matched, ignored = _match(mi, params)
     n_k = num_categories
-    k_pad = _bucket(n_k, 8)  # padded categories have no ground truth: sliced off below
+    k_pad = bucket(n_k, 8)  # padded categories have no ground truth: sliced off below
     npig = np.concatenate([npig, np.zeros((k_pad - n_k, *npig.shape[1:]), npig.dtype)])
     n = mi.dt_group.shape[0]
-    nb = _bucket(n, 256)
+    nb = bucket(n, 256)
     pad = nb - n
     big = np.iinfo(np.int32).max
 
@@ -180,13 +189,19 @@ def match_and_accumulate(
     return np.asarray(precision)[:, :, :n_k], np.asarray(recall)[:, :n_k]
 
 
-def _groups(gt: GroundTruth, results: Results, max_det: int) -> tuple[np.ndarray, ...]:
+def _groups(
+    gt: GroundTruth,
+    video_id: np.ndarray,
+    category_id: np.ndarray,
+    score: np.ndarray,
+    max_det: int,
+) -> tuple[np.ndarray, ...]:
     """Group ids, ranks and the kept results (host bookkeeping, SPEC step 5)."""
     video_pos = {v.id: i for i, v in enumerate(gt.videos)}
     n_k = gt.category_ids.shape[0]
     cat_index = {int(c): i for i, c in enumerate(gt.category_ids)}
-    d_v = np.asarray([video_pos[int(v)] for v in results.video_id], dtype=np.int64)
-    d_k = np.asarray([cat_index[int(c)] for c in results.category_id], dtype=np.int64)
+    d_v = np.asarray([video_pos[int(v)] for v in video_id], dtype=np.int64)
+    d_k = np.asarray([cat_index[int(c)] for c in category_id], dtype=np.int64)
     g_v = np.asarray([video_pos[int(v)] for v in gt.video_id], dtype=np.int64)
     g_k = np.asarray([cat_index[int(c)] for c in gt.category_id], dtype=np.int64)
     d_key = d_v * n_k + d_k
@@ -195,17 +210,17 @@ def _groups(gt: GroundTruth, results: Results, max_det: int) -> tuple[np.ndarray
     d_group = inverse[: d_key.shape[0]]
     g_group = inverse[d_key.shape[0] :]
     # Results: by group, then score descending, stable in file order.
-    order = np.lexsort((np.arange(d_key.shape[0]), -results.score, d_group))
+    order = np.lexsort((np.arange(d_key.shape[0]), -np.asarray(score, np.float64), d_group))
     sorted_group = d_group[order]
     counts = np.bincount(sorted_group, minlength=keys.shape[0])
-    rank_sorted = _ragged_arange(counts[counts > 0]) if order.size else order
+    rank_sorted = ragged_arange(counts[counts > 0]) if order.size else order
     keep = rank_sorted < max_det
     d_sel = order[keep]
     d_rank = rank_sorted[keep]
     g_order = np.lexsort((np.arange(g_key.shape[0]), g_group))
     g_counts = np.bincount(g_group, minlength=keys.shape[0])
     g_rank = np.empty(g_key.shape[0], dtype=np.int64)
-    g_rank[g_order] = _ragged_arange(g_counts[g_counts > 0]) if g_order.size else g_order
+    g_rank[g_order] = ragged_arange(g_counts[g_counts > 0]) if g_order.size else g_order
     return keys, d_sel, d_group[d_sel], d_rank, g_group, g_rank
 
 
@@ -236,9 +251,70 @@ def evaluate_jax(
     Returns:
         The :class:`~ovis_jax.EvalResult`.
     """
+    d_runs = RunTable.from_masks(results.masks)
+    g_runs = RunTable.from_masks(gt.masks)
+
+    def pair_intersections(pair_d: np.ndarray, pair_g: np.ndarray) -> np.ndarray:
+        logger.info("intersections of %d track pairs", pair_d.shape[0])
+        return rle_intersections(
+            results.masks,
+            gt.masks,
+            pair_d,
+            pair_g,
+            d_runs=d_runs,
+            g_runs=g_runs,
+            method=intersections,
+        )
+
+    return evaluate_tracks(
+        gt,
+        video_id=results.video_id,
+        category_id=results.category_id,
+        score=results.score,
+        avg_area=results.avg_area,
+        area=results.masks.track_areas(),
+        pair_intersections=pair_intersections,
+        params=params,
+        warnings=results.warnings,
+    )
+
+
+def evaluate_tracks(
+    gt: GroundTruth,
+    *,
+    video_id: np.ndarray,
+    category_id: np.ndarray,
+    score: np.ndarray,
+    avg_area: np.ndarray,
+    area: np.ndarray,
+    pair_intersections: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    params: EvalParams | None = None,
+    warnings: tuple[str, ...] = (),
+) -> EvalResult:
+    """SPEC steps 5-12 from per-result metadata and a function giving exact intersections.
+
+    The common back half of the file path (:func:`evaluate_jax`) and of the streaming
+    evaluator: grouping and ranks (host), IoUs, matching and accumulation (device).
+
+    Args:
+        gt: validated ground truth.
+        video_id, category_id: int64[D] of each result, in "file order" (ties keep it).
+        score: float64[D].
+        avg_area: float64[D] mean of the non-null, non-zero per-frame areas.
+        area: int64[D] total pixels of each result over its video's frames.
+        pair_intersections: ``f(pair_d, pair_g) -> int64[P]``, the exact intersections summed
+            over frames of result ``pair_d[i]`` and ground-truth track ``pair_g[i]``.
+        params: evaluation parameters (the official ones by default).
+        warnings: warnings to report with the result (after the ground truth's).
+
+    Returns:
+        The :class:`~ovis_jax.EvalResult`.
+    """
     params = params or EvalParams()
     n_k = gt.category_ids.shape[0]
-    keys, d_sel, d_group, d_rank, g_group, g_rank = _groups(gt, results, params.max_dets[-1])
+    keys, d_sel, d_group, d_rank, g_group, g_rank = _groups(
+        gt, video_id, category_id, score, params.max_dets[-1]
+    )
     area_bounds = params.area_bounds()
     occ_bounds = params.occlusion_bounds(gt.has_occlusion)
     g_area_out = range_flags(gt.avg_area, area_bounds)  # [G, A]
@@ -256,27 +332,16 @@ def evaluate_jax(
     d_sel, d_group, d_rank = d_sel[d_order], d_group[d_order], d_rank[d_order]
     per_d = g_count[d_group]
     pair_d = np.repeat(d_sel, per_d)
-    pair_g = g_order[np.repeat(g_first[d_group], per_d) + _ragged_arange(per_d)]
+    pair_g = g_order[np.repeat(g_first[d_group], per_d) + ragged_arange(per_d)]
     with jax.enable_x64(True), _float64_device():
-        logger.info("intersections of %d track pairs", pair_d.shape[0])
-        inter = rle_intersections(
-            results.masks,
-            gt.masks,
-            pair_d,
-            pair_g,
-            d_runs=RunTable.from_masks(results.masks),
-            g_runs=RunTable.from_masks(gt.masks),
-            method=intersections,
-        )
-        d_area = results.masks.track_areas()
+        inter = pair_intersections(pair_d, pair_g)
         g_area = gt.masks.track_areas()
         n_pairs = pair_d.shape[0]
-        pad = _bucket(n_pairs, 64) - n_pairs
-        inter = np.pad(inter, (0, pad))
+        pad = bucket(n_pairs, 64) - n_pairs
         ious = np.asarray(
             track_ious(
-                inter,
-                jax.device_put(np.pad(d_area[pair_d], (0, pad))),
+                np.pad(np.asarray(inter, dtype=np.int64), (0, pad)),
+                jax.device_put(np.pad(np.asarray(area, dtype=np.int64)[pair_d], (0, pad))),
                 jax.device_put(np.pad(g_area[pair_g], (0, pad))),
             )
         )[:n_pairs]
@@ -284,8 +349,8 @@ def evaluate_jax(
             num_groups=n_groups,
             dt_group=d_group,
             dt_rank=d_rank,
-            dt_score=results.score[d_sel],
-            dt_area_out=range_flags(results.avg_area[d_sel], area_bounds),
+            dt_score=np.asarray(score, dtype=np.float64)[d_sel],
+            dt_area_out=range_flags(np.asarray(avg_area, dtype=np.float64)[d_sel], area_bounds),
             gt_group=g_group,
             gt_rank=g_rank,
             gt_crowd=gt.iscrowd,
@@ -308,5 +373,5 @@ def evaluate_jax(
         category_ids=gt.category_ids.copy(),
         category_names=gt.category_names,
         params=params,
-        warnings=gt.warnings + results.warnings,
+        warnings=gt.warnings + tuple(warnings),
     )

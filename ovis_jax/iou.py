@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ovis_jax.rle import MaskTable
+from ovis_jax.rle import MaskTable, parallel_map
 
 __all__ = [
     "RunTable",
@@ -378,7 +378,9 @@ def _host_intersections(side: _Side, num_pairs: int) -> np.ndarray:
         base = csum[bounds[-1] - 1] if bounds[-1] else 0
         nxt = int(np.searchsorted(csum, base + _CHUNK_QUERIES // 2, side="right"))
         bounds.append(max(nxt, bounds[-1] + 1))
-    for c0, c1 in itertools.pairwise(bounds):
+
+    def chunk(c: tuple[int, int]) -> np.ndarray:
+        c0, c1 = c
         q_n = side.q_n[c0:c1]
         n_q = int(q_n.sum())
         first = side.q_first[c0:c1]
@@ -389,7 +391,7 @@ def _host_intersections(side: _Side, num_pairs: int) -> np.ndarray:
         frame_end = b.frame_first[b_frame + 1]
         b_area = side.b_area[c0:c1][pf]
 
-        def coverage(x, offset=offset, frame_end=frame_end, b_area=b_area):
+        def coverage(x):
             idx = np.searchsorted(keys, offset + x, side="right")
             inside = idx < frame_end  # else: past the frame's last run
             idx = np.minimum(idx, keys.shape[0] - 1)
@@ -401,7 +403,10 @@ def _host_intersections(side: _Side, num_pairs: int) -> np.ndarray:
             q.start_key[run] & _POSITION_MASK
         )
         per_pf = np.add.reduceat(contrib, np.cumsum(q_n) - q_n) if n_q else contrib
-        per_pf = np.where(q_n > 0, per_pf, 0)
+        return np.where(q_n > 0, per_pf, 0)
+
+    chunks = list(itertools.pairwise(bounds))
+    for (c0, c1), per_pf in zip(chunks, parallel_map(chunk, chunks), strict=True):
         np.add.at(total, side.pair[c0:c1], per_pf)
     return total
 

@@ -13,7 +13,10 @@ JAX backend computes intersections from.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import os
+from itertools import pairwise
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -22,6 +25,7 @@ __all__ = [
     "MaskTable",
     "decode_compressed",
     "encode_dense",
+    "parallel_map",
     "rle_problem",
 ]
 
@@ -127,27 +131,43 @@ def decode_compressed(strings: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.
         :func:`rle_problem`. Whether the runs sum to the frame size is for the caller to check.
     """
     n = len(strings)
-    all_counts: list[np.ndarray] = []
+    bounds = [0]
+    chars = 0
+    for j, s in enumerate(strings):
+        chars += len(s)
+        if chars >= _CHUNK_CHARS:
+            bounds.append(j + 1)
+            chars = 0
+    if bounds[-1] != n:
+        bounds.append(n)
+    # NumPy releases the GIL in its loops, so chunks decode in parallel threads.
+    parts = parallel_map(lambda ij: _decode_int32(strings[ij[0] : ij[1]]), list(pairwise(bounds)))
     offsets = np.zeros(n + 1, dtype=np.int64)
     codes = np.zeros(n, dtype=np.int8)
-    i = 0
-    while i < n:
-        j, chars = i, 0
-        while j < n and (chars < _CHUNK_CHARS or j == i):
-            chars += len(strings[j])
-            j += 1
-        counts, vstart, chunk_codes = _decode_chunk(strings[i:j])
-        huge = counts > np.iinfo(np.int32).max
-        if huge.any():  # no frame has that many pixels; keep int32 storage exact
-            owner = np.repeat(np.arange(j - i), np.diff(vstart))
-            chunk_codes[np.unique(owner[huge])] = _TOO_LONG
-            counts = np.where(huge, 0, counts)
-        all_counts.append(counts.astype(np.int32))
+    for (i, j), (_, vstart, chunk_codes) in zip(pairwise(bounds), parts, strict=True):
         offsets[i + 1 : j + 1] = offsets[i] + vstart[1:]
         codes[i:j] = chunk_codes
-        i = j
-    counts = np.concatenate(all_counts) if all_counts else np.zeros(0, np.int32)
+    counts = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int32)
     return counts, offsets, codes
+
+
+def _decode_int32(strings: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    counts, vstart, codes = _decode_chunk(strings)
+    huge = counts > np.iinfo(np.int32).max
+    if huge.any():  # no frame has that many pixels; keeps the int32 storage exact
+        owner = np.repeat(np.arange(len(strings)), np.diff(vstart))
+        codes[np.unique(owner[huge])] = _TOO_LONG
+        counts = np.where(huge, 0, counts)
+    return counts.astype(np.int32), vstart, codes
+
+
+def parallel_map(fn, items: list) -> list:
+    """``[fn(x) for x in items]`` on a thread per core (for NumPy-heavy, GIL-releasing work)."""
+    workers = min(len(items), os.cpu_count() or 1)
+    if workers <= 1:
+        return [fn(x) for x in items]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(fn, items))
 
 
 def encode_dense(mask: np.ndarray) -> dict:

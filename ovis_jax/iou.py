@@ -92,15 +92,21 @@ class RunTable:
         before = np.empty(total, dtype=np.int64)
         top = np.full(n_frames, np.iinfo(np.int64).max, dtype=np.int64)
         bottom = np.full(n_frames, -1, dtype=np.int64)
+        chunks = []
         f0 = 0
         while f0 < n_frames:
-            f1 = int(np.searchsorted(frame_first, frame_first[f0] + (1 << 21), side="right"))
+            f1 = int(np.searchsorted(frame_first, frame_first[f0] + (1 << 20), side="right"))
             f1 = min(max(f1 - 1, f0 + 1), n_frames)
-            _fill_runs(
-                masks.counts, rs, nfg, frame_first, frame_h, f0, f1,
-                start_key, end_key, before, top, bottom,
-            )  # fmt: skip
+            chunks.append((f0, f1))
             f0 = f1
+        # Chunks write disjoint slices of the outputs: safe in parallel threads.
+        parallel_map(
+            lambda c: _fill_runs(
+                masks.counts, rs, nfg, frame_first, frame_h, c[0], c[1],
+                start_key, end_key, before, top, bottom,
+            ),
+            chunks,
+        )  # fmt: skip
         table = cls(
             start_key=start_key,
             end_key=end_key,

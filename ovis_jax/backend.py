@@ -22,7 +22,7 @@ from ovis_jax.iou import RunTable, rle_intersections, track_ious
 from ovis_jax.loading import GroundTruth, Results
 from ovis_jax.matching import match_groups
 from ovis_jax.params import EvalParams
-from ovis_jax.summary import EvalResult, summarize
+from ovis_jax.summary import EvalResult, result_from_arrays
 
 __all__ = [
     "MatchInput",
@@ -364,14 +364,4 @@ def evaluate_tracks(
         np.add.at(npig, g_k, (~gt_ignore).astype(np.int64))
         logger.info("matching and accumulation of %d results", d_sel.shape[0])
         precision, recall = match_and_accumulate(mi, params=params, num_categories=n_k, npig=npig)
-    stats = summarize(precision, recall, params=params, with_occlusion=gt.has_occlusion)
-    return EvalResult(
-        format=gt.format,
-        stats=stats,
-        precision=precision,
-        recall=recall,
-        category_ids=gt.category_ids.copy(),
-        category_names=gt.category_names,
-        params=params,
-        warnings=gt.warnings + tuple(warnings),
-    )
+    return result_from_arrays(gt, precision, recall, params=params, warnings=tuple(warnings))

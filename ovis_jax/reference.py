@@ -15,7 +15,7 @@ from pycocotools import mask as mask_utils
 
 from ovis_jax.loading import GroundTruth, Results
 from ovis_jax.params import EvalParams
-from ovis_jax.summary import EvalResult, summarize
+from ovis_jax.summary import EvalResult, result_from_arrays
 
 __all__ = ["evaluate_reference", "greedy_match", "track_iou"]
 
@@ -218,14 +218,4 @@ def evaluate_reference(
                             if pi < len(pr):
                                 q[ri] = pr[pi]
                         precision[t, :, ki, a, o, mi] = q
-    stats = summarize(precision, recall, params=params, with_occlusion=gt.has_occlusion)
-    return EvalResult(
-        format=gt.format,
-        stats=stats,
-        precision=precision,
-        recall=recall,
-        category_ids=gt.category_ids.copy(),
-        category_names=gt.category_names,
-        params=params,
-        warnings=gt.warnings + results.warnings,
-    )
+    return result_from_arrays(gt, precision, recall, params=params, warnings=results.warnings)

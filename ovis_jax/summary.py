@@ -19,6 +19,7 @@ __all__ = [
     "EvalResult",
     "format_per_category",
     "format_summary",
+    "result_from_arrays",
     "summarize",
 ]
 
@@ -142,6 +143,28 @@ class EvalResult:
             "per_category": self.per_category,
             "warnings": list(self.warnings),
         }
+
+
+def result_from_arrays(
+    gt: Any,
+    precision: np.ndarray,
+    recall: np.ndarray,
+    *,
+    params: EvalParams,
+    warnings: tuple[str, ...] = (),
+) -> EvalResult:
+    """The :class:`EvalResult` of precision / recall arrays computed for ground truth ``gt``
+    (a :class:`~ovis_jax.GroundTruth`); ``warnings`` follow the ground truth's own."""
+    return EvalResult(
+        format=gt.format,
+        stats=summarize(precision, recall, params=params, with_occlusion=gt.has_occlusion),
+        precision=precision,
+        recall=recall,
+        category_ids=gt.category_ids.copy(),
+        category_names=gt.category_names,
+        params=params,
+        warnings=tuple(gt.warnings) + tuple(warnings),
+    )
 
 
 _LABELS = {

@@ -30,6 +30,18 @@ def _all_pairs(gt: ovis_jax.GroundTruth, res: ovis_jax.Results):
     return np.array([p[0] for p in pairs], np.int64), np.array([p[1] for p in pairs], np.int64)
 
 
+def _pycocotools_intersections(res, gt, pd, pg) -> list[int]:
+    """Per pair, the sum over frames of pycocotools' intersection areas."""
+    return [
+        sum(
+            int(mask_utils.area(mask_utils.merge([a, b], intersect=True)))
+            for a, b in zip(res.rles[d], gt.rles[g], strict=True)
+            if a is not None and b is not None
+        )
+        for d, g in zip(pd, pg, strict=True)
+    ]
+
+
 @pytest.mark.parametrize("method", ["host", "device"])
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_pair_ious_equal_pycocotools_per_frame(seed, method):
@@ -42,14 +54,7 @@ def test_pair_ious_equal_pycocotools_per_frame(seed, method):
         area_d = res.masks.track_areas()[pd]
         area_g = gt.masks.track_areas()[pg]
         ious = np.asarray(track_ious(inter, area_d, area_g))
-    expected_inter = [
-        sum(
-            int(mask_utils.area(mask_utils.merge([a, b], intersect=True)))
-            for a, b in zip(res.rles[d], gt.rles[g], strict=True)
-            if a is not None and b is not None
-        )
-        for d, g in zip(pd, pg, strict=True)
-    ]
+    expected_inter = _pycocotools_intersections(res, gt, pd, pg)
     np.testing.assert_array_equal(inter, expected_inter)
     expected = np.array([track_iou(res.rles[d], gt.rles[g]) for d, g in zip(pd, pg, strict=True)])
     np.testing.assert_array_equal(ious, expected)  # bit-identical float64
@@ -71,14 +76,7 @@ def test_realistic_masks_intersections(method):
     pd, pg = _all_pairs(gt, res)
     with jax.enable_x64(True):
         inter = rle_intersections(res.masks, gt.masks, pd, pg, method=method)
-    expected = [
-        sum(
-            int(mask_utils.area(mask_utils.merge([a, b], intersect=True)))
-            for a, b in zip(res.rles[d], gt.rles[g], strict=True)
-            if a is not None and b is not None
-        )
-        for d, g in zip(pd, pg, strict=True)
-    ]
+    expected = _pycocotools_intersections(res, gt, pd, pg)
     np.testing.assert_array_equal(inter, expected)
     assert np.count_nonzero(inter) > 0
 

@@ -114,6 +114,35 @@ class _Formatter(logging.Formatter):
         return text
 
 
+class _ProgressBar(logging.Handler):
+    """Draws the package's progress records (see :mod:`ovis_jax.progress`) as one updating line
+    on stderr, when stderr is a terminal; other records pass to the normal handler."""
+
+    def __init__(self, stream) -> None:
+        super().__init__(level=logging.INFO)
+        self.stream = stream
+        self.active = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        done, total, what = record.progress
+        width = 30
+        filled = width * done // max(total, 1)
+        self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {what}")
+        self.active = done < total
+        if not self.active:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+class _IsProgress(logging.Filter):
+    def __init__(self, wanted: bool) -> None:
+        super().__init__()
+        self.wanted = wanted
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return hasattr(record, "progress") == self.wanted
+
+
 class _HoldPackageWarnings(logging.Filter):
     """Holds back the package's WARNING records: the same texts reach the user once, through
     ``EvalResult.warnings``; held records that are not among them are printed afterwards."""
@@ -130,24 +159,36 @@ class _HoldPackageWarnings(logging.Filter):
 
 
 @contextlib.contextmanager
-def _logging_configured(verbose: bool) -> Iterator[_HoldPackageWarnings]:
+def _logging_configured(verbose: bool, quiet: bool) -> Iterator[_HoldPackageWarnings]:
     """Logs to stderr for the duration of one ``main`` call, then restores the previous setup
-    (``main`` is called repeatedly in-process by tests)."""
+    (``main`` is called repeatedly in-process by tests). Progress records become a progress bar
+    when stderr is a terminal (and not ``--quiet``); with ``-v`` they are plain lines."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter())
+    handler.setLevel(logging.INFO if verbose else logging.WARNING)
     hold = _HoldPackageWarnings()
     handler.addFilter(hold)
+    bar = None
+    tty = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+    if tty and not quiet and not verbose:
+        bar = _ProgressBar(sys.stderr)
+        bar.addFilter(_IsProgress(True))
+        handler.addFilter(_IsProgress(False))
     root = logging.getLogger()
     package = logging.getLogger("ovis_jax")
     saved = (root.level, package.level)
     root.addHandler(handler)
+    if bar is not None:
+        package.addHandler(bar)
     root.setLevel(logging.WARNING)
     # INFO only for this package: JAX's own INFO chatter (backend probing) stays hidden.
-    package.setLevel(logging.INFO if verbose else logging.WARNING)
+    package.setLevel(logging.INFO if verbose or bar is not None else logging.WARNING)
     try:
         yield hold
     finally:
         root.removeHandler(handler)
+        if bar is not None:
+            package.removeHandler(bar)
         root.setLevel(saved[0])
         package.setLevel(saved[1])
 
@@ -253,7 +294,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         parser.error("--demo takes no --gt / --results")
     if (args.gt is None) != (args.results is None):
         parser.error("--gt and --results go together (or give neither, for the demo)")
-    with _logging_configured(args.verbose) as hold:
+    with _logging_configured(args.verbose, args.quiet) as hold:
         try:
             if args.gt is None:
                 with _demo_paths() as (gt_path, results_path):

@@ -13,6 +13,7 @@ import logging
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from ovis_jax import progress
 from ovis_jax.loading import GroundTruth, Results
 from ovis_jax.params import EvalParams
 from ovis_jax.summary import EvalResult, result_from_arrays
@@ -167,11 +168,12 @@ def evaluate_reference(
 
     # Steps 5-10, per (video, category) pair; None where the pair has nothing.
     evals: dict[tuple[int, int], _PairEval] = {}
-    for v in video_ids:
+    for i, v in enumerate(video_ids):
         for k in cat_ids:
             g_idx, d_idx = gts.get((v, k), []), dts.get((v, k), [])
             if g_idx or d_idx:
                 evals[(v, k)] = _evaluate_pair(gt, results, g_idx, d_idx, params)
+        progress.report(logger, i + 1, len(video_ids), "videos matched")
 
     # Step 11: accumulation.
     n_t, n_r = len(params.iou_thresholds), len(params.recall_thresholds)

@@ -1,0 +1,30 @@
+"""Progress of long work, reported through :mod:`logging` (the library never prints).
+
+:func:`report` logs an INFO record carrying ``record.progress = (done, total, what)``. The CLI
+renders such records as a progress bar on stderr; any other logging setup sees ordinary
+messages (at most about one per 5 % of the work).
+"""
+
+from __future__ import annotations
+
+import logging
+
+__all__ = ["report"]
+
+
+def report(logger: logging.Logger, done: int, total: int, what: str) -> None:
+    """Logs that ``done`` of ``total`` units of ``what`` are finished (rate-limited to ~20 steps).
+
+    Args:
+        logger: the module's logger.
+        done: units finished so far.
+        total: all units.
+        what: what a unit is, e.g. ``"videos"``.
+    """
+    if total <= 0 or not logger.isEnabledFor(logging.INFO):
+        return
+    step = max(1, total // 20)
+    if done == total or done % step == 0:
+        logger.info(
+            "%s: %d/%d %s", logger.name, done, total, what, extra={"progress": (done, total, what)}
+        )

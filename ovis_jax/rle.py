@@ -208,25 +208,3 @@ class MaskTable:
     def track_areas(self) -> np.ndarray:
         """int64[tracks] total pixel count of each track over its frames."""
         return _segment_sums(self.area, self.frame_start[:-1], self.frame_start[1:])
-
-    def take(self, tracks: np.ndarray) -> MaskTable:
-        """The sub-table of the given tracks (in that order)."""
-        tracks = np.asarray(tracks, dtype=np.int64)
-        nframes = self.frame_start[tracks + 1] - self.frame_start[tracks]
-        new_fs = np.zeros(tracks.shape[0] + 1, dtype=np.int64)
-        np.cumsum(nframes, out=new_fs[1:])
-        frames = np.repeat(self.frame_start[tracks] - new_fs[:-1], nframes) + np.arange(
-            int(new_fs[-1])
-        )
-        nruns = self.run_start[frames + 1] - self.run_start[frames]
-        new_rs = np.zeros(frames.shape[0] + 1, dtype=np.int64)
-        np.cumsum(nruns, out=new_rs[1:])
-        runs = np.repeat(self.run_start[frames] - new_rs[:-1], nruns) + np.arange(int(new_rs[-1]))
-        return MaskTable(
-            counts=self.counts[runs],
-            run_start=new_rs,
-            present=self.present[frames],
-            area=self.area[frames],
-            frame_start=new_fs,
-            height=self.height[tracks],
-        )

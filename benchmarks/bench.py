@@ -45,6 +45,7 @@ import platform
 import resource
 import shlex
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -441,7 +442,9 @@ class _RssSampler(threading.Thread):
         self.timers = timers
         self.path = path
         self.interval = interval
-        self.peaks: dict[str, float] = {}
+        self.peaks: dict[str, float] = {}  # all runs
+        self.cold_peaks: dict[str, float] = {}  # the first (cold) run and what precedes it
+        self.cold = True
         self.halt = threading.Event()
 
     def sample(self) -> None:
@@ -452,6 +455,8 @@ class _RssSampler(threading.Thread):
         label = self.timers.current()
         if rss > self.peaks.get(label, 0.0):
             self.peaks[label] = rss
+        if self.cold and rss > self.cold_peaks.get(label, 0.0):
+            self.cold_peaks[label] = rss
 
     def run(self) -> None:
         last = 0.0
@@ -501,6 +506,7 @@ def worker(args: argparse.Namespace) -> int:
     out["import_s"] = time.perf_counter() - t_import
     out["startup_to_import_s"] = time.perf_counter() - _T0
     out["source_hash"] = source_hash()
+    out["package_dir"] = str(Path(sys.modules["ovis_jax"].__file__).resolve().parent)
     timers = _Timers()
     for label, target in LOAD_TIMERS:
         timers.install(label, target)
@@ -540,8 +546,12 @@ def worker(args: argparse.Namespace) -> int:
             t1 = time.perf_counter()
             timers.stage = "load"
             load_timers = dict(timers.total)
+            # The parsed objects are dropped as soon as they are loaded, as in `evaluate(path)`:
+            # their deallocation counts in load and they do not inflate the eval-stage memory.
             gt = load_ground_truth(gt_obj)
+            del gt_obj
             results = load_results(res_obj, gt)
+            del res_obj
             t2 = time.perf_counter()
             timers.stage = "eval"
             load_timers = {k: timers.total[k] - load_timers.get(k, 0.0) for k in timers.total}
@@ -585,9 +595,12 @@ def worker(args: argparse.Namespace) -> int:
         out["runs"].append(run)
         out["peak_rss_mb"] = _rss_mb()
         if sampler is not None:
+            sampler.sample()
+            sampler.cold = False
             out["rss_peaks_by_stage"] = dict(sampler.peaks)
+            out["rss_peaks_by_stage_cold"] = dict(sampler.cold_peaks)
         _write_atomic(out, args.worker_out)
-        del gt_obj, res_obj, gt, results, result
+        del gt, results, result
         gc.collect()
     if profiler is not None:
         profiler.dump_stats(args.profile_out)
@@ -596,6 +609,7 @@ def worker(args: argparse.Namespace) -> int:
         sampler.halt.set()
         sampler.join()
         out["rss_peaks_by_stage"] = dict(sampler.peaks)
+        out["rss_peaks_by_stage_cold"] = dict(sampler.cold_peaks)
     _write_atomic(out, args.worker_out)
     return 0
 
@@ -869,6 +883,9 @@ class Summary:
     cold_lower: float | None = None  # lower bound when the cold run timed out
     warm_lower: float | None = None
     error: str | None = None
+    warm_median: float | None = None
+    warm_count: int = 0
+    rss_all: float | None = None  # VmHWM over all runs
     oom: bool = False  # killed by SIGKILL (the kernel's out-of-memory killer, most likely)
     oom_stage: str | None = None
     oom_rss: float | None = None
@@ -882,8 +899,12 @@ def summarize_backend(rec: dict) -> Summary:
         s.oom_stage = prog.get("stage")
         s.oom_rss = max((prog.get("peaks") or {}).values(), default=None)
     s.import_s = rec.get("import_s")
-    s.rss = rec.get("peak_rss_mb")
     runs = rec.get("runs", [])
+    s.rss_all = rec.get("peak_rss_mb")
+    # One evaluation's peak (imports and compilation included): VmHWM after the cold run. Later
+    # runs raise VmHWM a little (allocator reuse and fragmentation), and the workers do different
+    # numbers of runs, so the all-runs peak is not comparable between backends.
+    s.rss = runs[0].get("rss_mb", s.rss_all) if runs else s.rss_all
     timeout = rec.get("run_timeout_s")
     if rec.get("error"):
         s.error = rec["error"]
@@ -895,6 +916,8 @@ def summarize_backend(rec: dict) -> Summary:
         if len(runs) > 1:
             s.warm_run = min(runs[1:], key=lambda r: r["total"])
             s.warm = s.warm_run["total"]
+            s.warm_median = statistics.median(r["total"] for r in runs[1:] if "total" in r)
+            s.warm_count = sum("total" in r for r in runs[1:])
         elif s.timed_out and timeout:
             s.warm_lower = timeout
     elif runs:  # floor
@@ -923,7 +946,11 @@ def _time_cell(s: Summary, which: str) -> str:
         return "error"
     if v is None:
         return "n/a"
-    return f"> {_s(v)} (timeout)" if lower else _s(v)
+    if lower:
+        return f"> {_s(v)} (timeout)"
+    if which == "warm" and s.warm_count > 1 and s.warm_median is not None:
+        return f"{_s(v)} (med {_s(s.warm_median)})"
+    return _s(v)
 
 
 def _rss_cell(s: Summary) -> str:
@@ -1007,8 +1034,10 @@ def render(
         "",
         "Cold = imports + first evaluation in a fresh process (JIT compilation included), "
         "measured in-process (no interpreter start-up). Floor = `json.load` of both files. "
-        "Peak RSS = `VmHWM` of the backend's own process over all its runs (not `ru_maxrss`, "
-        "which a Linux child inherits from its parent across fork + exec).",
+        "Warm = best of the warm runs (median in brackets). Peak RSS = `VmHWM` of the "
+        "backend's own process after its cold run: one evaluation, imports and compilation "
+        "included (not `ru_maxrss`, which a Linux child inherits from its parent across fork + "
+        "exec; the all-runs peak is in the memory table).",
         "",
         "| scenario | floor | reference cold | reference warm | jax cold | jax warm "
         "| speed-up cold | speed-up warm | jax warm / floor | peak RSS floor (MB) "
@@ -1102,24 +1131,33 @@ def render(
         "",
         "## Memory by stage (MB)",
         "",
-        "Peak RSS sampled every 20 ms while the worker was in each stage (all runs; a stage's "
-        "number includes what earlier stages still hold, e.g. the parsed JSON during load and "
-        "eval). For a worker killed out of memory, the last samples written before the kill.",
+        "Peak RSS sampled every 20 ms while the cold run was in each stage (a stage's number "
+        "includes what earlier stages still hold, e.g. the parsed JSON during load and eval; "
+        "stages shorter than the sampling interval may show –); for a worker killed out of "
+        "memory, the last samples written "
+        "before the kill. The last two columns: `VmHWM` after the cold run and after all runs.",
         "",
-        "| scenario | backend | " + " | ".join(stages) + " | peak (VmHWM) |",
-        "|---|---|" + "---|" * (len(stages) + 1),
+        "| scenario | backend | " + " | ".join(stages) + " | peak, cold run | peak, all runs |",
+        "|---|---|" + "---|" * (len(stages) + 2),
     ]
     for sc in scenarios:
         rec = records[sc.name]
         for backend in ("floor", "reference", "jax"):
             r = rec[backend]
-            peaks = r.get("rss_peaks_by_stage") or (r.get("progress") or {}).get("peaks") or {}
+            peaks = (
+                r.get("rss_peaks_by_stage_cold")
+                or r.get("rss_peaks_by_stage")
+                or (r.get("progress") or {}).get("peaks")
+                or {}
+            )
             if backend == "floor":
                 continue
             summ: Summary = rec[backend + "_s"]
             cells = [_mb(peaks[k]) if k in peaks else "–" for k in stages]
             lines.append(
-                f"| {sc.name} | {backend} | " + " | ".join(cells) + f" | {_rss_cell(summ)} |"
+                f"| {sc.name} | {backend} | "
+                + " | ".join(cells)
+                + f" | {_rss_cell(summ)} | {_mb(summ.rss_all)} |"
             )
     if cli:
         lines += [
@@ -1173,6 +1211,14 @@ def render(
 
 def _commit_line(machine: dict, records: dict) -> str:
     start, end = machine.get("commit_start", "unknown"), _git_commit()
+    if machine.get("snapshot"):
+        text = (
+            f"- Code: `ovis_jax` of commit `{machine['snapshot']}` (a clean `git archive` "
+            f"snapshot, first on PYTHONPATH; the working tree was at `{start}`)"
+        )
+        start = end  # edits to the working tree do not matter
+    else:
+        text = f"- Commit: `{start}`"
     hashes = sorted(
         {
             rec[b]["source_hash"]
@@ -1181,7 +1227,6 @@ def _commit_line(machine: dict, records: dict) -> str:
             if rec[b].get("source_hash")
         }
     )
-    text = f"- Commit: `{start}`"
     if end != start:
         text += f" at the start, `{end}` at the end (**the tree changed during the run**)"
     if len(hashes) == 1:
@@ -1267,7 +1312,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny scenarios (< 60 s), table printed")
     p.add_argument("--scenarios", help="comma-separated subset (default: all four)")
-    p.add_argument("--out", help="Markdown output (default benchmarks/RESULTS.md; none in --quick)")
+    p.add_argument(
+        "--out",
+        help="Markdown output (default benchmarks/RESULTS.md for a full run of all scenarios; "
+        "with --quick or a subset of --scenarios, the table is only printed)",
+    )
     p.add_argument("--json-out", help="also write the raw numbers as JSON here")
     p.add_argument("--repeat", type=int, default=None, help="warm runs (default 3; 1 in --quick)")
     p.add_argument(
@@ -1296,6 +1345,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--profile-top", type=int, default=40)
     p.add_argument(
         "--prepare", action="store_true", help="only generate (or check) the cached data sets"
+    )
+    p.add_argument(
+        "--snapshot",
+        metavar="REV",
+        help="benchmark the ovis_jax package of git revision REV (e.g. HEAD), extracted with "
+        "`git archive` to a temporary directory put first on PYTHONPATH, instead of the working "
+        "tree: immune to edits made while the benchmark runs",
     )
     p.add_argument(
         "--jobs",
@@ -1434,12 +1490,49 @@ def run_scenario(
     return rec, failed
 
 
+def _use_snapshot(rev: str) -> tuple[str, str]:
+    """Extracts ``ovis_jax/`` at ``rev`` to a temporary directory and puts it first on the path of
+    this process and its children. Returns (short sha, directory)."""
+    sha = subprocess.run(
+        ["git", "rev-parse", "--short", rev], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    tmp = tempfile.mkdtemp(prefix=f"bench-src-{sha}-")
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", sha, "ovis_jax"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(tmp, filter="data")
+    sys.path.insert(0, tmp)
+    os.environ["PYTHONPATH"] = os.pathsep.join([tmp, *filter(None, [os.environ.get("PYTHONPATH")])])
+    print(f"benchmarking ovis_jax at {sha} (snapshot in {tmp})", flush=True)
+    return sha, tmp
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     if args.worker:
         return worker(args)
-    if args.profile:
-        return profile(args)
+    snapshot = None
+    if args.snapshot:
+        snapshot = _use_snapshot(args.snapshot)
+    try:
+        if args.profile:
+            return profile(args)
+        return _bench(args, argv, snapshot)
+    finally:
+        if snapshot:
+            import shutil
+
+            shutil.rmtree(snapshot[1], ignore_errors=True)
+
+
+def _bench(args: argparse.Namespace, argv: list[str] | None, snapshot) -> int:
     started = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     t_start = time.perf_counter()
     repeat = args.repeat if args.repeat is not None else (1 if args.quick else 3)
@@ -1448,6 +1541,8 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = Path(args.data_dir)
     machine = machine_info()
     machine["commit_start"] = _git_commit()
+    if snapshot:
+        machine["snapshot"] = snapshot[0]
     if args.prepare:
         for sc in scenarios:
             meta = ensure_data(sc, data_dir)
@@ -1526,7 +1621,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
     print(md)
-    out = args.out or (None if args.quick else str(DEFAULT_OUT))
+    partial = len(scenarios) < len(FULL_SCENARIOS)
+    out = args.out or (None if args.quick or partial else str(DEFAULT_OUT))
+    if not out and not args.quick and partial:
+        print(f"(a subset of the scenarios: {DEFAULT_OUT.name} not overwritten; use --out)")
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(md, encoding="utf-8")

@@ -392,3 +392,22 @@ def test_null_annotation(tiny):
     gt, _ = tiny
     gt["annotations"][0] = None
     gt_error(gt, "annotations[0]", "expected a JSON object, got NoneType")
+
+
+def test_loading_restores_the_garbage_collector_state(tiny):
+    import gc
+
+    gt, results = tiny
+    assert gc.isenabled()
+    loaded = load_ground_truth(gt)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        ovis_jax.load_results(results, loaded)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    gt["videos"] = "oops"
+    with pytest.raises(ovis_jax.FormatError):
+        load_ground_truth(gt)
+    assert gc.isenabled()  # restored on errors too

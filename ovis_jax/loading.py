@@ -81,7 +81,7 @@ class GroundTruth:
     avg_area: np.ndarray
     occ_score: np.ndarray
     masks: MaskTable
-    rles: tuple[tuple[dict | None, ...], ...]
+    rles: Sequence[tuple[dict | None, ...]]
     warnings: tuple[str, ...]
     fingerprint: str
 
@@ -116,7 +116,7 @@ class Results:
     score: np.ndarray
     avg_area: np.ndarray
     masks: MaskTable
-    rles: tuple[tuple[dict | None, ...], ...]
+    rles: Sequence[tuple[dict | None, ...]]
     num_unknown_category: int
     warnings: tuple[str, ...]
 
@@ -227,7 +227,7 @@ class _SegmentationCollector:
         self.frame_start.append(len(self.frame_string))
         self.track_height.append(h)
 
-    def build(self) -> tuple[MaskTable, tuple[tuple[dict | None, ...], ...]]:
+    def build(self) -> tuple[MaskTable, Sequence[tuple[dict | None, ...]]]:
         counts, offsets, codes = decode_compressed(self.strings)
         nruns = np.diff(offsets)
         totals = _string_sums(counts, offsets)
@@ -266,18 +266,41 @@ class _SegmentationCollector:
             frame_start=np.asarray(self.frame_start, dtype=np.int64),
             height=np.asarray(self.track_height, dtype=np.int64),
         )
-        rles = []
-        for i in range(len(self.frame_start) - 1):
-            track = []
-            for f in range(self.frame_start[i], self.frame_start[i + 1]):
-                s = self.frame_string[f]
-                if s < 0:
-                    track.append(None)
-                else:
-                    h = self.heights[s]
-                    track.append({"size": [h, self.sizes[s] // h], "counts": self.strings[s]})
-            rles.append(tuple(track))
-        return table, tuple(rles)
+        self.where = []  # only needed for error messages; the strings stay for the rles
+        return table, _LazyRles(self)
+
+
+class _LazyRles(Sequence):
+    """Per track, per frame, a compressed RLE dict or None: built on first access (only the
+    reference path reads them; the JAX path never pays for the dicts)."""
+
+    def __init__(self, collector: _SegmentationCollector) -> None:
+        self._source: _SegmentationCollector | None = collector
+        self._tracks: tuple[tuple[dict | None, ...], ...] | None = None
+        self._n = len(collector.frame_start) - 1
+
+    def _built(self) -> tuple[tuple[dict | None, ...], ...]:
+        if self._tracks is None:
+            c = self._source
+            tracks = []
+            for i in range(self._n):
+                track = []
+                for f in range(c.frame_start[i], c.frame_start[i + 1]):
+                    s = c.frame_string[f]
+                    if s < 0:
+                        track.append(None)
+                    else:
+                        h = c.heights[s]
+                        track.append({"size": [h, c.sizes[s] // h], "counts": c.strings[s]})
+                tracks.append(tuple(track))
+            self._tracks, self._source = tuple(tracks), None
+        return self._tracks
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i):
+        return self._built()[i]
 
 
 def _string_sums(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:

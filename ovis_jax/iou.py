@@ -10,7 +10,9 @@ total areas, into float64 IoUs (``I / (area_d + area_g - I)``, 0 where the union
   of ``b`` before position ``x``, found by a binary search in ``b``'s runs. The work is
   proportional to the number of runs, not pixels: a 1080p frame has ~2·10^6 pixels but a mask a
   few hundred runs.
-- Dense input (training loops): boolean masks, intersections by an integer contraction.
+- Dense input (training loops): :mod:`ovis_jax.streaming` gathers the predicted masks at the
+  ground truth's foreground pixel positions on device (exact int32 counts) and hands the
+  intersections to the same back half (:func:`ovis_jax.backend.evaluate_tracks`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from ovis_jax.rle import MaskTable, parallel_map
 
 __all__ = [
     "RunTable",
-    "dense_intersections",
     "pair_frames",
     "rle_intersections",
     "track_ious",
@@ -469,22 +470,6 @@ def _padded(x: np.ndarray) -> jax.Array:
     out = np.zeros(_bucket(x.shape[0]), dtype=x.dtype)
     out[: x.shape[0]] = x
     return jax.device_put(out)
-
-
-@jax.jit
-def dense_intersections(d_masks: jax.Array, g_masks: jax.Array) -> jax.Array:
-    """Exact intersections of dense masks, summed over frames.
-
-    Args:
-        d_masks: bool[D, F, H, W] result masks.
-        g_masks: bool[G, F, H, W] ground-truth masks.
-
-    Returns:
-        int32[D, G] intersections (exact while F·H·W < 2^31).
-    """
-    d = d_masks.reshape(d_masks.shape[0], -1).astype(jnp.int8)
-    g = g_masks.reshape(g_masks.shape[0], -1).astype(jnp.int8)
-    return jax.lax.dot_general(d, g, (((1,), (1,)), ((), ())), preferred_element_type=jnp.int32)
 
 
 @jax.jit

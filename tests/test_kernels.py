@@ -13,7 +13,7 @@ from pycocotools import mask as mask_utils
 import ovis_jax
 from ovis_jax import synthetic
 from ovis_jax.accumulation import accumulate
-from ovis_jax.iou import RunTable, dense_intersections, rle_intersections, track_ious
+from ovis_jax.iou import RunTable, rle_intersections, track_ious
 from ovis_jax.matching import match_groups
 from ovis_jax.reference import greedy_match, track_iou
 
@@ -79,16 +79,6 @@ def test_realistic_masks_intersections(method):
     expected = _pycocotools_intersections(res, gt, pd, pg)
     np.testing.assert_array_equal(inter, expected)
     assert np.count_nonzero(inter) > 0
-
-
-def test_dense_intersections_equal_rle_intersections():
-    rng = np.random.default_rng(0)
-    d = rng.random((5, 3, 7, 9)) < 0.4
-    g = rng.random((4, 3, 7, 9)) < 0.5
-    got = np.asarray(dense_intersections(jnp.asarray(d), jnp.asarray(g)))
-    expected = np.einsum("dfhw,gfhw->dg", d.astype(np.int64), g.astype(np.int64))
-    np.testing.assert_array_equal(got, expected)
-    assert got.dtype == np.int32
 
 
 def test_size_zero_kernels():

@@ -374,17 +374,24 @@ class _Side:
     pair: np.ndarray  # int64[F]
 
 
+def _chunk_bounds(q_n: np.ndarray, limit: int) -> list[int]:
+    """Boundaries of consecutive pair-frame chunks holding at most ``limit`` query runs each
+    (a single pair-frame over the limit gets a chunk of its own)."""
+    csum = np.cumsum(q_n)
+    bounds = [0]
+    while bounds[-1] < q_n.shape[0]:
+        base = csum[bounds[-1] - 1] if bounds[-1] else 0
+        nxt = int(np.searchsorted(csum, base + limit, side="right"))
+        bounds.append(max(nxt, bounds[-1] + 1))
+    return bounds
+
+
 def _host_intersections(side: _Side, num_pairs: int) -> np.ndarray:
     """NumPy: one ``searchsorted`` of every query run end into all base runs, keyed by frame."""
     b = side.b_runs
     keys = b.end_key
     total = np.zeros(num_pairs, dtype=np.int64)
-    csum = np.cumsum(side.q_n)
-    bounds = [0]
-    while bounds[-1] < side.q_n.shape[0]:
-        base = csum[bounds[-1] - 1] if bounds[-1] else 0
-        nxt = int(np.searchsorted(csum, base + _CHUNK_QUERIES // 2, side="right"))
-        bounds.append(max(nxt, bounds[-1] + 1))
+    bounds = _chunk_bounds(side.q_n, _CHUNK_QUERIES // 2)
 
     def chunk(c: tuple[int, int]) -> np.ndarray:
         c0, c1 = c
@@ -427,12 +434,7 @@ def _device_intersections(side: _Side, num_pairs: int) -> np.ndarray:
     b = side.b_runs
     dev_b = (_padded(b.start), _padded(b.end), _padded(b.before))
     # Chunks of pair-frames with at most _CHUNK_QUERIES query runs.
-    csum = np.cumsum(side.q_n)
-    bounds = [0]
-    while bounds[-1] < side.q_n.shape[0]:
-        base = csum[bounds[-1] - 1] if bounds[-1] else 0
-        nxt = int(np.searchsorted(csum, base + _CHUNK_QUERIES, side="right"))
-        bounds.append(max(nxt, bounds[-1] + 1))
+    bounds = _chunk_bounds(side.q_n, _CHUNK_QUERIES)
     for c0, c1 in itertools.pairwise(bounds):
         nf = c1 - c0
         pf_pad = _bucket(nf)

@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator, Sequence
 
 from ovis_jax.errors import FormatError
-from ovis_jax.evaluation import BACKENDS, evaluate
+from ovis_jax.evaluation import BACKENDS, evaluate, resolve_backend
 from ovis_jax.loading import load_ground_truth, load_results
 from ovis_jax.summary import format_per_category, format_summary
 
@@ -70,9 +70,11 @@ def _build_parser(prog: str | None) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--backend",
-        choices=BACKENDS,
-        default="jax",
-        help="'jax' (batched JIT kernels, default) or 'reference' (NumPy + pycocotools oracle)",
+        choices=("auto", *BACKENDS),
+        default="auto",
+        help="'auto' (default: 'jax' when an accelerator is present and the data is large, "
+        "else 'cpu'), 'cpu' (compiled numba kernels), 'jax' (JAX kernels on the default "
+        "device) or 'reference' (NumPy + pycocotools oracle); all give the same numbers",
     )
     parser.add_argument(
         "--cache-dir",
@@ -243,10 +245,16 @@ def _run(
         results.num_unknown_category,
         t2 - t1,
     )
-    if args.backend == "jax" and not args.no_cache:
+    backend = resolve_backend(args.backend, gt, results)
+    if backend == "jax" and not args.no_cache:
         _enable_compilation_cache(args.cache_dir)
-    result = evaluate(gt, results, backend=args.backend)
-    logger.info("evaluated with the %r backend (%.2f s)", args.backend, time.perf_counter() - t2)
+    result = evaluate(gt, results, backend=backend)
+    logger.info(
+        "evaluated with the %r backend (%.2f s): %s",
+        backend,
+        time.perf_counter() - t2,
+        ", ".join(f"{k} {v:.3f} s" for k, v in result.timings.items()),
+    )
     if args.json_out is not None:
         _write_json(args.json_out, result.to_json())
         logger.info("wrote %s", args.json_out)

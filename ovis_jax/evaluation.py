@@ -2,59 +2,109 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import logging
+import os
+import sys
+import time
 from typing import Any
 
 from ovis_jax.loading import GroundTruth, Results, load_ground_truth, load_results
 from ovis_jax.params import EvalParams
 from ovis_jax.summary import EvalResult
 
-__all__ = ["BACKENDS", "evaluate"]
+__all__ = ["BACKENDS", "accelerator_present", "evaluate", "resolve_backend"]
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("jax", "reference")
+BACKENDS = ("cpu", "jax", "reference")
+
+#: Below this many bytes of RLE strings, ``backend="auto"`` stays on the CPU even when an
+#: accelerator is present (transfers and kernel launches would not pay; not yet measured on
+#: a GPU, see benchmarks/RESULTS.md).
+AUTO_DEVICE_MIN_BYTES = 1 << 24
+
+_ACCELERATOR_PLUGINS = ("jax_cuda12_plugin", "jax_cuda13_plugin", "jax_rocm60_plugin", "libtpu")
+
+
+def accelerator_present() -> bool:
+    """Whether JAX would run on a GPU/TPU, found without importing JAX when it cannot
+    (no accelerator plugin installed and ``JAX_PLATFORMS`` not naming one)."""
+    platforms = os.environ.get("JAX_PLATFORMS", "")
+    if platforms and all(p.strip() == "cpu" for p in platforms.split(",")):
+        return False
+    if "jax" not in sys.modules and not any(
+        importlib.util.find_spec(name) is not None for name in _ACCELERATOR_PLUGINS
+    ):
+        return False
+    import jax
+
+    return jax.default_backend() != "cpu"
+
+
+def resolve_backend(backend: str, gt: GroundTruth, results: Results) -> str:
+    """The backend that ``backend="auto"`` (or any other choice) runs for this input."""
+    if backend != "auto":
+        return backend
+    size = gt.masks.chars.shape[0] + results.masks.chars.shape[0]
+    if size >= AUTO_DEVICE_MIN_BYTES and accelerator_present():
+        return "jax"
+    return "cpu"
 
 
 def evaluate(
     gt: Any,
     results: Any,
     *,
-    backend: str = "jax",
+    backend: str = "auto",
     params: EvalParams | None = None,
-    intersections: str = "auto",
 ) -> EvalResult:
     """Evaluates results against ground truth: the official OVIS / YouTube-VIS video mask AP.
 
     Args:
         gt: a :class:`GroundTruth`, a path to the ground-truth JSON, or its parsed object.
         results: a :class:`Results`, a path to the results JSON, or its parsed list.
-        backend: ``"jax"`` (batched JIT kernels, the default) or ``"reference"`` (the plain
-            NumPy + pycocotools oracle).
+        backend: ``"auto"`` (default: ``"jax"`` when an accelerator is present and the data is
+            large, else ``"cpu"``), ``"cpu"`` (compiled numba kernels; never imports JAX),
+            ``"jax"`` (JAX kernels on JAX's default device, from the masks' bytes) or
+            ``"reference"`` (the plain NumPy + pycocotools oracle). All give the same numbers.
         params: evaluation parameters; the official ones by default.
-        intersections: JAX backend only: ``"auto"`` (default), ``"host"`` or ``"device"``,
-            where the run-length mask intersections are computed (both exact; on a CPU the
-            host path is faster, on a GPU the device kernel).
 
     Returns:
         The :class:`EvalResult` (named stats, precision [T, R, K, A, O, M], recall
-        [T, K, A, O, M], per-category numbers, warnings).
+        [T, K, A, O, M], per-category numbers, warnings, the backend that ran, timings).
 
     Raises:
         FormatError: on a malformed input, naming the item.
         ValueError: on an unknown backend.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}, expected one of {BACKENDS}")
+    if backend != "auto" and backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}, expected 'auto' or one of {BACKENDS}")
     params = params or EvalParams()
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
     if not isinstance(gt, GroundTruth):
         gt = load_ground_truth(gt)
+        timings["load_gt"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
     if not isinstance(results, Results):
         results = load_results(results, gt)
-    if backend == "reference":
+        timings["load_results"] = time.perf_counter() - t1
+    chosen = resolve_backend(backend, gt, results)
+    logger.info("backend: %s", chosen)
+    t2 = time.perf_counter()
+    if chosen == "reference":
         from ovis_jax.reference import evaluate_reference
 
-        return evaluate_reference(gt, results, params=params)
-    from ovis_jax.backend import evaluate_jax
+        result = evaluate_reference(gt, results, params=params)
+    elif chosen == "cpu":
+        from ovis_jax.cpu_backend import evaluate_cpu
 
-    return evaluate_jax(gt, results, params=params, intersections=intersections)
+        result = evaluate_cpu(gt, results, params=params)
+    else:
+        from ovis_jax.backend import evaluate_jax
+
+        result = evaluate_jax(gt, results, params=params)
+    timings.update(result.timings or {"evaluate": time.perf_counter() - t2})
+    return dataclasses.replace(result, backend=chosen, timings=timings)

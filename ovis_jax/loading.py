@@ -18,12 +18,12 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import msgspec
 import numpy as np
-from pycocotools import mask as mask_utils
 
 from ovis_jax.errors import FormatError
 from ovis_jax.params import OCCLUSION_SCORES
-from ovis_jax.rle import MaskTable, decode_compressed, rle_problem
+from ovis_jax.rle import MaskTable, mask_table
 
 __all__ = [
     "GroundTruth",
@@ -146,7 +146,62 @@ def _gc_paused(fn):
     return wrapper
 
 
-def _read(source: Any, what: str) -> Any:
+class _Rle(msgspec.Struct):
+    """A compressed RLE as parsed by the typed fast path (``size`` is checked by us)."""
+
+    size: tuple[int, int]
+    counts: str
+
+
+class _TypedTrack(msgspec.Struct):
+    """A result or annotation with compressed-RLE segmentations (the common form); the other
+    keys are parsed untyped and validated like any parsed object. Unknown keys are skipped."""
+
+    segmentations: list[_Rle | None]
+    id: Any = msgspec.UNSET
+    video_id: Any = msgspec.UNSET
+    category_id: Any = msgspec.UNSET
+    score: Any = msgspec.UNSET
+    iscrowd: Any = msgspec.UNSET
+    areas: Any = msgspec.UNSET
+    occlusion: Any = msgspec.UNSET
+
+
+class _TypedGroundTruth(msgspec.Struct):
+    videos: Any
+    categories: Any
+    annotations: list[_TypedTrack]
+
+
+_TYPED_RESULTS = msgspec.json.Decoder(list[_TypedTrack])
+_TYPED_GT = msgspec.json.Decoder(_TypedGroundTruth)
+_UNTYPED = msgspec.json.Decoder()
+
+
+def _as_dict(track: _TypedTrack) -> dict:
+    """A typed track as the mapping the validation code reads (keys that were absent stay
+    absent); its segmentations stay :class:`_Rle` objects."""
+    return {k: v for k, v in msgspec.structs.asdict(track).items() if v is not msgspec.UNSET}
+
+
+def _parse(raw: bytes, decoder: msgspec.json.Decoder, label: str) -> Any:
+    """Parses JSON bytes: typed when the file has the common form (all segmentations
+    compressed RLE or null), else untyped; the standard library's parser is the last resort
+    (it reads numbers that overflow float64 as infinities, which validation then names)."""
+    try:
+        return decoder.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        pass
+    try:
+        return _UNTYPED.decode(raw)
+    except msgspec.DecodeError as e:
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            raise FormatError(f"{label} is not valid JSON: {e}") from None
+
+
+def _read(source: Any, what: str, decoder: msgspec.json.Decoder) -> Any:
     if isinstance(source, (str, os.PathLike)):
         try:
             with open(source, "rb") as f:
@@ -155,10 +210,7 @@ def _read(source: Any, what: str) -> Any:
             raise FormatError(
                 f"{what} file {os.fspath(source)!r}: cannot read ({e.strerror})"
             ) from e
-        try:
-            return json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise FormatError(f"{what} file {os.fspath(source)!r} is not valid JSON: {e}") from e
+        return _parse(raw, decoder, f"{what} file {os.fspath(source)!r}")
     return source
 
 
@@ -193,17 +245,16 @@ def _require(obj: Any, key: str, where: str) -> Any:
 
 
 class _SegmentationCollector:
-    """Collects the segmentations of many tracks, converts them to compressed RLE strings,
-    decodes and validates them all at once, and builds a :class:`MaskTable`."""
+    """Collects the segmentations of many tracks as compressed RLE strings, then decodes and
+    validates them all at once into a :class:`MaskTable`."""
 
     def __init__(self) -> None:
-        self.strings: list[bytes] = []
-        self.where: list[tuple[str, int]] = []  # (item description, frame) per string
-        self.sizes: list[int] = []  # h * w per string
-        self.heights: list[int] = []
+        self.strings: list[str] = []
+        self.where: list[str] = []  # per track, its description for error messages
         self.frame_string: list[int] = []  # per frame: index into strings, or -1
         self.frame_start: list[int] = [0]
-        self.track_height: list[int] = []
+        self.height: list[int] = []
+        self.width: list[int] = []
 
     def add_track(self, segs: Any, video: Video, where: str) -> None:
         if not isinstance(segs, list):
@@ -214,6 +265,30 @@ class _SegmentationCollector:
                 f"(the length of video {video.id})"
             )
         h, w = video.height, video.width
+        if not self._add_typed(segs, h, w):
+            self._add_general(segs, h, w, where)
+        self.frame_start.append(len(self.frame_string))
+        self.height.append(h)
+        self.width.append(w)
+        self.where.append(where)
+
+    def _add_typed(self, segs: list, h: int, w: int) -> bool:
+        """The fast path: every entry null or a parsed :class:`_Rle` of the right size."""
+        size = (h, w)
+        rles = [s for s in segs if s is not None]
+        if not all(type(s) is _Rle and s.size == size for s in rles):
+            return False
+        n = len(self.strings)
+        self.strings.extend(s.counts for s in rles)
+        for s in segs:
+            if s is None:
+                self.frame_string.append(-1)
+            else:
+                self.frame_string.append(n)
+                n += 1
+        return True
+
+    def _add_general(self, segs: list, h: int, w: int, where: str) -> None:
         for t, seg in enumerate(segs):
             # The official code tests `if seg:`, so an empty polygon list is an absent frame.
             if seg is None or (isinstance(seg, list) and len(seg) == 0):
@@ -221,101 +296,42 @@ class _SegmentationCollector:
                 continue
             self.frame_string.append(len(self.strings))
             self.strings.append(_to_compressed(seg, h, w, f"{where}, frame {t}"))
-            self.where.append((where, t))
-            self.sizes.append(h * w)
-            self.heights.append(h)
-        self.frame_start.append(len(self.frame_string))
-        self.track_height.append(h)
 
-    def build(self) -> tuple[MaskTable, Sequence[tuple[dict | None, ...]]]:
-        counts, offsets, codes = decode_compressed(self.strings)
-        nruns = np.diff(offsets)
-        totals = _string_sums(counts, offsets)
-        sizes = np.asarray(self.sizes, dtype=np.int64)
-        bad = np.flatnonzero((codes != 0) | (totals != sizes))
-        if bad.size:
-            i = int(bad[0])
-            where, t = self.where[i]
-            if codes[i] != 0:
-                problem = rle_problem(codes[i])
-            else:
-                problem = (
-                    f"RLE run lengths sum to {int(totals[i])}, expected {int(sizes[i])} "
-                    "(height x width of the video)"
-                )
-            raise FormatError(f"{where}, frame {t}: {problem}")
-        # Pixel counts: the runs at odd positions within each string. Sum the runs at odd
-        # *global* positions; for a string starting at an odd offset those are its zero-runs,
-        # whose sum is h * w (checked above) minus its area.
-        odd_sum = _string_sums(counts[1::2], offsets // 2)
-        str_area = np.where(offsets[:-1] & 1 == 0, odd_sum, sizes - odd_sum)
-        fs = np.asarray(self.frame_string, dtype=np.int64)
-        present = fs >= 0
-        run_start = np.zeros(fs.shape[0] + 1, dtype=np.int64)
-        frame_runs = np.zeros(fs.shape[0], dtype=np.int64)
-        frame_runs[present] = nruns[fs[present]]
-        np.cumsum(frame_runs, out=run_start[1:])
-        area = np.zeros(fs.shape[0], dtype=np.int64)
-        area[present] = str_area[fs[present]]
-        # Strings were appended in frame order, so the runs are already in frame order.
-        table = MaskTable(
-            counts=counts.astype(np.int32, copy=False),
-            run_start=run_start,
-            present=present,
-            area=area,
-            frame_start=np.asarray(self.frame_start, dtype=np.int64),
-            height=np.asarray(self.track_height, dtype=np.int64),
+    def build(self) -> MaskTable:
+        text = "".join(self.strings)
+        chars = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
+        lengths = np.fromiter(map(len, self.strings), dtype=np.int64, count=len(self.strings))
+        if chars.shape[0] != len(text):
+            s = next(i for i, x in enumerate(self.strings) if not x.isascii())
+            track, frame = self._locate(s)
+            raise FormatError(
+                f"{self.where[track]}, frame {frame}: compressed RLE has a non-ASCII character"
+            )
+        self.strings = []
+        char_start = np.zeros(lengths.shape[0] + 1, dtype=np.int64)
+        np.cumsum(lengths, out=char_start[1:])
+        return mask_table(
+            chars,
+            char_start,
+            np.asarray(self.frame_string, dtype=np.int64),
+            np.asarray(self.frame_start, dtype=np.int64),
+            np.asarray(self.height, dtype=np.int64),
+            np.asarray(self.width, dtype=np.int64),
+            describe=self.where.__getitem__,
         )
-        self.where = []  # only needed for error messages; the strings stay for the rles
-        return table, _LazyRles(self)
+
+    def _locate(self, s: int) -> tuple[int, int]:
+        frame = self.frame_string.index(s)
+        track = int(np.searchsorted(self.frame_start, frame, side="right")) - 1
+        return track, frame - self.frame_start[track]
 
 
-class _LazyRles(Sequence):
-    """Per track, per frame, a compressed RLE dict or None: built on first access (only the
-    reference path reads them; the JAX path never pays for the dicts)."""
-
-    def __init__(self, collector: _SegmentationCollector) -> None:
-        self._source: _SegmentationCollector | None = collector
-        self._tracks: tuple[tuple[dict | None, ...], ...] | None = None
-        self._n = len(collector.frame_start) - 1
-
-    def _built(self) -> tuple[tuple[dict | None, ...], ...]:
-        if self._tracks is None:
-            c = self._source
-            tracks = []
-            for i in range(self._n):
-                track = []
-                for f in range(c.frame_start[i], c.frame_start[i + 1]):
-                    s = c.frame_string[f]
-                    if s < 0:
-                        track.append(None)
-                    else:
-                        h = c.heights[s]
-                        track.append({"size": [h, c.sizes[s] // h], "counts": c.strings[s]})
-                tracks.append(tuple(track))
-            self._tracks, self._source = tuple(tracks), None
-        return self._tracks
-
-    def __len__(self) -> int:
-        return self._n
-
-    def __getitem__(self, i):
-        return self._built()[i]
-
-
-def _string_sums(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """int64 sums of ``values[offsets[i]:offsets[i+1]]`` (0 for empty ranges), without a
-    full-length temporary."""
-    n = offsets.shape[0] - 1
-    out = np.zeros(n, dtype=np.int64)
-    nonempty = np.flatnonzero(offsets[1:] > offsets[:-1])
-    if nonempty.size:
-        out[nonempty] = np.add.reduceat(values, offsets[:-1][nonempty], dtype=np.int64)
-    return out
-
-
-def _to_compressed(seg: Any, h: int, w: int, where: str) -> bytes:
+def _to_compressed(seg: Any, h: int, w: int, where: str) -> str:
     """The compressed RLE string of one frame's segmentation (any input form)."""
+    from pycocotools import mask as mask_utils
+
+    if isinstance(seg, _Rle):
+        seg = {"size": seg.size, "counts": seg.counts}
     if isinstance(seg, Mapping):
         if "counts" not in seg or "size" not in seg:
             raise FormatError(f"{where}: an RLE needs 'size' and 'counts'")
@@ -333,12 +349,12 @@ def _to_compressed(seg: Any, h: int, w: int, where: str) -> bytes:
             )
         counts = seg["counts"]
         if isinstance(counts, str):
-            try:
-                return counts.encode("ascii")
-            except UnicodeEncodeError as e:
-                raise FormatError(f"{where}: compressed RLE has a non-ASCII character") from e
-        if isinstance(counts, bytes):
             return counts
+        if isinstance(counts, bytes):
+            try:
+                return counts.decode("ascii")
+            except UnicodeDecodeError as e:
+                raise FormatError(f"{where}: compressed RLE has a non-ASCII character") from e
         if isinstance(counts, list):
             if not all(_is_int(c) and c >= 0 for c in counts):
                 raise FormatError(
@@ -349,7 +365,8 @@ def _to_compressed(seg: Any, h: int, w: int, where: str) -> bytes:
                     f"{where}: RLE run lengths sum to {sum(counts)}, expected {h * w} "
                     "(height x width of the video)"
                 )
-            return mask_utils.frPyObjects({"size": [h, w], "counts": list(counts)}, h, w)["counts"]
+            rle = mask_utils.frPyObjects({"size": [h, w], "counts": list(counts)}, h, w)
+            return rle["counts"].decode("ascii")
         raise FormatError(
             f"{where}: RLE 'counts' must be a string or a list of ints, got {type(counts).__name__}"
         )
@@ -380,7 +397,7 @@ def _to_compressed(seg: Any, h: int, w: int, where: str) -> bytes:
             rle = mask_utils.merge(mask_utils.frPyObjects(polys, h, w))
         except Exception as e:  # pycocotools raises assorted types on odd input
             raise FormatError(f"{where}: cannot rasterise polygon ({e})") from e
-        return rle["counts"]
+        return rle["counts"].decode("ascii")
     raise FormatError(
         f"{where}: a segmentation must be an RLE object, a polygon list or null, "
         f"got {type(seg).__name__}"
@@ -470,7 +487,13 @@ def load_ground_truth(source: PathOrObject) -> GroundTruth:
     Raises:
         FormatError: naming the offending item and what was expected.
     """
-    data = _read(source, "ground truth")
+    data = _read(source, "ground truth", _TYPED_GT)
+    if isinstance(data, _TypedGroundTruth):
+        data = {
+            "videos": data.videos,
+            "categories": data.categories,
+            "annotations": [_as_dict(a) for a in data.annotations],
+        }
     if not isinstance(data, Mapping):
         raise FormatError(
             f"ground truth: expected a JSON object with 'videos', 'annotations' and "
@@ -567,7 +590,7 @@ def load_ground_truth(source: PathOrObject) -> GroundTruth:
                 score = 0.0
             occ_score = score
         rows.append((int(aid), int(vid), int(cid), bool(iscrowd), avg_area, occ_score))
-    masks, rles = collector.build()
+    masks = collector.build()
     discarded.build()
     avg = np.asarray([r[4] for r in rows], dtype=np.float64)
     if missing_areas:
@@ -611,7 +634,7 @@ def load_ground_truth(source: PathOrObject) -> GroundTruth:
         avg_area=avg,
         occ_score=np.asarray([r[5] for r in rows], dtype=np.float64),
         masks=masks,
-        rles=rles,
+        rles=masks.rles(),
         warnings=tuple(warnings),
         fingerprint=hashlib.sha256(fingerprint.encode()).hexdigest()[:16],
     )
@@ -637,7 +660,9 @@ def load_results(source: PathOrObject, gt: GroundTruth) -> Results:
     Raises:
         FormatError: naming the offending result (index and video id) and what was expected.
     """
-    data = _read(source, "results")
+    data = _read(source, "results", _TYPED_RESULTS)
+    if isinstance(data, list) and data and isinstance(data[0], _TypedTrack):
+        data = [_as_dict(r) for r in data]
     if isinstance(data, Mapping) and "annotations" in data:
         data = data["annotations"]
     if not isinstance(data, list):
@@ -668,7 +693,7 @@ def load_results(source: PathOrObject, gt: GroundTruth) -> Results:
             continue
         collector.add_track(segs, video, where)
         keep.append((i + 1, int(vid), int(cid), float(score)))
-    masks, rles = collector.build()
+    masks = collector.build()
     discarded.build()
     warnings: list[str] = []
     if not data:
@@ -683,15 +708,8 @@ def load_results(source: PathOrObject, gt: GroundTruth) -> Results:
         )
     for w in warnings:
         logger.warning(w)
-    # avg_area: mean of the non-null, non-zero pixel counts. The counts are integers, so the
-    # float64 mean is sum / n exactly as numpy computes it.
-    nz = masks.area > 0
-    fs = masks.frame_start
-    csum_a = np.concatenate([[0], np.cumsum(masks.area)])
-    csum_n = np.concatenate([[0], np.cumsum(nz)])
-    tot = (csum_a[fs[1:]] - csum_a[fs[:-1]]).astype(np.float64)
-    num = csum_n[fs[1:]] - csum_n[fs[:-1]]
-    avg = np.divide(tot, num, out=np.zeros_like(tot), where=num > 0)
+    # avg_area: mean of the non-null, non-zero pixel counts.
+    avg = masks.track_avg_areas()
     return Results(
         result_id=np.asarray([k[0] for k in keep], dtype=np.int64),
         video_id=np.asarray([k[1] for k in keep], dtype=np.int64),
@@ -699,7 +717,7 @@ def load_results(source: PathOrObject, gt: GroundTruth) -> Results:
         score=np.asarray([k[3] for k in keep], dtype=np.float64),
         avg_area=avg,
         masks=masks,
-        rles=rles,
+        rles=masks.rles(),
         num_unknown_category=n_unknown,
         warnings=tuple(warnings),
     )

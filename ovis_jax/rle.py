@@ -1,164 +1,50 @@
-"""Run-length encoded masks: validated decoding of COCO RLE strings into run lengths, in bulk.
+"""Run-length encoded masks: one compact form from the file's bytes to the intersections.
 
 COCO's compressed RLE stores the run lengths of a column-major (Fortran order) mask, alternating
 zero-runs and one-runs and starting with a zero-run, as a string of 6-bit characters (5 payload
 bits and a continuation bit, the last character of a value carrying a sign bit), each value after
-the third being stored as a difference to the value two places before it.
+the third being stored as a difference to the value two places before.
 
-pycocotools does not validate these strings (a corrupt one can decode into more pixels than the
-frame has), so every string is decoded and checked here, vectorised over all strings of a file,
-before anything else touches it. The decoded run lengths (:class:`MaskTable`) are also what the
-JAX backend computes intersections from.
+All strings of a file are kept as they came, concatenated into one byte buffer with offsets
+(:class:`MaskTable`). One compiled pass (:func:`ovis_jax.cpu_kernels.scan_strings`) decodes and
+validates every string (pycocotools does not: a corrupt string can decode into more pixels than
+the frame has) and records each mask's area and foreground span; the intersection kernels decode
+the strings again, group by group, straight into run boundaries. Run lengths are only
+materialised for the consumers that want them (the streaming evaluator, the device kernels).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import os
-from itertools import pairwise
+from collections.abc import Callable, Sequence
 
 import numpy as np
-from pycocotools import mask as mask_utils
+
+from ovis_jax.errors import FormatError
 
 __all__ = [
     "MaskTable",
-    "decode_compressed",
     "encode_dense",
+    "mask_table",
     "parallel_map",
     "rle_problem",
 ]
 
-# Error codes of decode_compressed, per string.
-_OK, _BAD_CHAR, _TRUNCATED, _TOO_LONG, _NEGATIVE = range(5)
+# Texts of the problem codes of ovis_jax.cpu_kernels.scan_strings (1..4).
 _PROBLEMS = {
-    _BAD_CHAR: "compressed RLE has a character outside '0'..'o'",
-    _TRUNCATED: "compressed RLE string ends in the middle of a value",
-    _TOO_LONG: "compressed RLE has a value longer than 7 characters",
-    _NEGATIVE: "compressed RLE decodes to a negative run length",
+    1: "compressed RLE has a character outside '0'..'o'",
+    2: "compressed RLE string ends in the middle of a value",
+    3: "compressed RLE has a value longer than 7 characters",
+    4: "compressed RLE decodes to a negative run length",
 }
-
-# Strings are decoded in chunks of about this many characters, to bound peak memory.
-_CHUNK_CHARS = 1 << 22
 
 
 def rle_problem(code: int) -> str:
-    """Human-readable description of a :func:`decode_compressed` error code."""
+    """Human-readable description of a decoder problem code."""
     return _PROBLEMS[int(code)]
-
-
-def _segment_sums(values: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
-    """Sums of ``values[starts[i]:stops[i]]``, exact for integers, empty segments give 0."""
-    csum = np.zeros(values.shape[0] + 1, dtype=np.int64)
-    np.cumsum(values, out=csum[1:])
-    return csum[stops] - csum[starts]
-
-
-def _decode_chunk(strings: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n = len(strings)
-    lens = np.fromiter((len(s) for s in strings), dtype=np.int64, count=n)
-    str_start = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(lens, out=str_start[1:])
-    total = int(str_start[-1])
-    codes = np.zeros(n, dtype=np.int8)
-    if total == 0:
-        return np.zeros(0, np.int64), np.zeros(n + 1, np.int64), codes
-    c = np.frombuffer(b"".join(strings), dtype=np.uint8) - np.uint8(48)  # wraps below '0'
-    bad_char = c > 63
-    any_bad_char = bool(bad_char.any())
-    if any_bad_char:
-        c = np.where(bad_char, np.uint8(0), c)
-    nonempty = lens > 0
-    last = str_start[1:][nonempty] - 1
-    end = (c & 0x20) == 0
-    truncated = np.zeros(n, dtype=bool)
-    truncated[nonempty] = ~end[last]
-    end[last] = True  # a value never spans two strings
-    end_idx = np.flatnonzero(end)
-    start_idx = np.empty_like(end_idx)
-    start_idx[0] = 0
-    start_idx[1:] = end_idx[:-1] + 1
-    vlen = end_idx - start_idx + 1
-    # Values are at most 7 characters (35 bits); longer ones are flagged and truncated.
-    x = (c[start_idx] & 0x1F).astype(np.int64)
-    active = np.flatnonzero(vlen > 1)
-    j = 1
-    while active.size and j < 7:
-        x[active] |= (c[start_idx[active] + j] & 0x1F).astype(np.int64) << (5 * j)
-        active = active[vlen[active] > j + 1]
-        j += 1
-    sign = (c[end_idx] & 0x10) != 0
-    x -= sign.astype(np.int64) << (5 * np.minimum(vlen, 7))
-    # Values after the third of a string are stored as differences to the value two places
-    # before: a cumulative sum along each parity chain, restarting at each string's first
-    # three values.
-    vstart = np.searchsorted(end_idx, str_start, side="left")
-    nv = x.shape[0]
-    reset = np.zeros(nv + 2, dtype=bool)
-    heads = vstart[:-1][nonempty]
-    reset[heads] = True
-    reset[heads + 1] = True
-    reset[heads + 2] = True
-    counts = np.empty_like(x)
-    for parity in (0, 1):
-        chain = x[parity::2]
-        restart = reset[parity:nv:2]
-        csum = np.cumsum(chain)
-        idx = np.arange(chain.shape[0])
-        last_reset = np.maximum.accumulate(np.where(restart, idx, 0))
-        counts[parity::2] = csum - csum[last_reset] + chain[last_reset]
-    negative = counts < 0
-    if negative.any():
-        codes[_segment_sums(negative, vstart[:-1], vstart[1:]) > 0] = _NEGATIVE
-    if (vlen > 7).any():
-        codes[_segment_sums(vlen > 7, vstart[:-1], vstart[1:]) > 0] = _TOO_LONG
-    codes[truncated] = _TRUNCATED
-    if any_bad_char:
-        codes[_segment_sums(bad_char, str_start[:-1], str_start[1:]) > 0] = _BAD_CHAR
-    return counts, vstart, codes
-
-
-def decode_compressed(strings: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Decodes many COCO compressed RLE strings into run lengths, validating each.
-
-    Args:
-        strings: the ``counts`` strings, as bytes.
-
-    Returns:
-        ``(counts, offsets, codes)``: int32 run lengths of all strings concatenated; int64
-        ``offsets[n + 1]`` such that string ``i``'s runs are ``counts[offsets[i]:offsets[i+1]]``;
-        int8 ``codes[n]``, 0 where the string is well formed, else an error code for
-        :func:`rle_problem`. Whether the runs sum to the frame size is for the caller to check.
-    """
-    n = len(strings)
-    bounds = [0]
-    chars = 0
-    for j, s in enumerate(strings):
-        chars += len(s)
-        if chars >= _CHUNK_CHARS:
-            bounds.append(j + 1)
-            chars = 0
-    if bounds[-1] != n:
-        bounds.append(n)
-    # NumPy releases the GIL in its loops, so chunks decode in parallel threads.
-    parts = parallel_map(lambda ij: _decode_int32(strings[ij[0] : ij[1]]), list(pairwise(bounds)))
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    codes = np.zeros(n, dtype=np.int8)
-    for (i, j), (_, vstart, chunk_codes) in zip(pairwise(bounds), parts, strict=True):
-        offsets[i + 1 : j + 1] = offsets[i] + vstart[1:]
-        codes[i:j] = chunk_codes
-    counts = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int32)
-    return counts, offsets, codes
-
-
-def _decode_int32(strings: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    counts, vstart, codes = _decode_chunk(strings)
-    huge = counts > np.iinfo(np.int32).max
-    if huge.any():  # no frame has that many pixels; keeps the int32 storage exact
-        owner = np.repeat(np.arange(len(strings)), np.diff(vstart))
-        codes[np.unique(owner[huge])] = _TOO_LONG
-        counts = np.where(huge, 0, counts)
-    return counts.astype(np.int32), vstart, codes
 
 
 def parallel_map(fn, items: list) -> list:
@@ -172,39 +58,209 @@ def parallel_map(fn, items: list) -> list:
 
 def encode_dense(mask: np.ndarray) -> dict:
     """Compressed RLE (``counts`` as ``str``) of an H×W mask; nonzero pixels are foreground."""
+    from pycocotools import mask as mask_utils
+
     rle = mask_utils.encode(np.asfortranarray(np.asarray(mask) != 0, dtype=np.uint8))
     return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode()}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class MaskTable:
-    """The frames of a set of tracks as run lengths, flat (host-side, NumPy).
+    """The frames of a set of tracks as validated compressed RLE strings (host-side, NumPy).
 
     Frames are numbered track by track: track ``i`` owns frames
-    ``frame_start[i] : frame_start[i + 1]``, one per frame of its video.
+    ``frame_start[i] : frame_start[i + 1]``, one per frame of its video. S strings, one per
+    non-null frame, in frame order.
 
     Attributes:
-        counts: int32 run lengths of all present frames, concatenated; each frame's runs
-            alternate zero-runs and one-runs, starting with a zero-run, column-major.
-        run_start: int64[frames + 1] offsets of each frame's runs in ``counts`` (empty when the
-            frame is null).
-        present: bool[frames], False where the frame is null.
-        area: int64[frames] pixel count of each frame's mask (0 when null).
+        chars: uint8[C] all strings concatenated.
+        char_start: int64[S + 1] string ``s`` is ``chars[char_start[s]:char_start[s + 1]]``.
+        frame_string: int64[F] each frame's string, -1 where the frame is null.
         frame_start: int64[tracks + 1] first frame of each track.
-        height: int64[tracks] frame height of each track's video.
+        height, width: int64[tracks] frame size of each track's video.
+        string_area: int64[S] foreground pixels of each string's mask.
+        string_first, string_last: int64[S] foreground span ``[first, last)`` of column-major
+            positions (0, 0 when empty).
+        string_values: int64[S] number of run lengths of each string.
     """
 
-    counts: np.ndarray
-    run_start: np.ndarray
-    present: np.ndarray
-    area: np.ndarray
+    chars: np.ndarray
+    char_start: np.ndarray
+    frame_string: np.ndarray
     frame_start: np.ndarray
     height: np.ndarray
+    width: np.ndarray
+    string_area: np.ndarray
+    string_first: np.ndarray
+    string_last: np.ndarray
+    string_values: np.ndarray
 
     @property
     def num_tracks(self) -> int:
         return int(self.frame_start.shape[0] - 1)
 
+    @property
+    def present(self) -> np.ndarray:
+        """bool[F], False where the frame is null."""
+        return self.frame_string >= 0
+
+    @functools.cached_property
+    def area(self) -> np.ndarray:
+        """int64[F] pixel count of each frame's mask (0 when null)."""
+        out = np.zeros(self.frame_string.shape[0], dtype=np.int64)
+        present = self.frame_string >= 0
+        out[present] = self.string_area[self.frame_string[present]]
+        return out
+
     def track_areas(self) -> np.ndarray:
         """int64[tracks] total pixel count of each track over its frames."""
-        return _segment_sums(self.area, self.frame_start[:-1], self.frame_start[1:])
+        return _segment_sums(self.area, self.frame_start)
+
+    def track_avg_areas(self) -> np.ndarray:
+        """float64[tracks] mean of each track's non-null, non-zero frame areas (0 if none).
+
+        The areas are integers, so ``sum / n`` is exactly what ``np.mean`` gives."""
+        total = _segment_sums(self.area, self.frame_start).astype(np.float64)
+        num = _segment_sums((self.area > 0).astype(np.int64), self.frame_start)
+        return np.divide(total, num, out=np.zeros_like(total), where=num > 0)
+
+    def string(self, s: int) -> bytes:
+        """The compressed RLE string ``s``."""
+        return self.chars[self.char_start[s] : self.char_start[s + 1]].tobytes()
+
+    def rles(self) -> Sequence[tuple[dict | None, ...]]:
+        """Per track, per frame, a pycocotools RLE dict (``counts`` as bytes) or None."""
+        return _LazyRles(self)
+
+    @property
+    def counts(self) -> np.ndarray:
+        """int32 run lengths of all present frames, frame after frame (see :attr:`runs`)."""
+        return self.runs[0]
+
+    @property
+    def run_start(self) -> np.ndarray:
+        """int64[F + 1] offsets of each frame's run lengths in :attr:`counts`."""
+        return self.runs[1]
+
+    @functools.cached_property
+    def runs(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(counts, run_start)``: int32 run lengths of all present frames and int64[F + 1]
+        offsets of each frame's runs in them (decoded on first use, then kept)."""
+        from ovis_jax import cpu_kernels
+
+        present = np.flatnonzero(self.frame_string >= 0)
+        strings = self.frame_string[present]
+        frame_runs = np.zeros(self.frame_string.shape[0], dtype=np.int64)
+        frame_runs[present] = self.string_values[strings]
+        run_start = np.zeros(frame_runs.shape[0] + 1, dtype=np.int64)
+        np.cumsum(frame_runs, out=run_start[1:])
+        counts = np.empty(int(run_start[-1]), dtype=np.int32)
+        cpu_kernels.run_chunks(
+            lambda i0, i1: cpu_kernels.decode_lengths(
+                self.chars, self.char_start, strings, run_start[present], i0, i1, counts
+            ),
+            strings.shape[0],
+            cost=frame_runs[present],
+            min_cost=1 << 20,
+        )
+        return counts, run_start
+
+
+class _LazyRles(Sequence):
+    """Per track, per frame, a compressed RLE dict or None, built on first access (only the
+    reference evaluator reads them)."""
+
+    def __init__(self, masks: MaskTable) -> None:
+        self._masks = masks
+        self._tracks: tuple[tuple[dict | None, ...], ...] | None = None
+
+    def _built(self) -> tuple[tuple[dict | None, ...], ...]:
+        if self._tracks is None:
+            m = self._masks
+            tracks = []
+            for i in range(m.num_tracks):
+                size = [int(m.height[i]), int(m.width[i])]
+                frames = m.frame_string[m.frame_start[i] : m.frame_start[i + 1]].tolist()
+                tracks.append(
+                    tuple(None if s < 0 else {"size": size, "counts": m.string(s)} for s in frames)
+                )
+            self._tracks = tuple(tracks)
+        return self._tracks
+
+    def __len__(self) -> int:
+        return self._masks.num_tracks
+
+    def __getitem__(self, i):
+        return self._built()[i]
+
+
+def _segment_sums(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """int64 sums of ``values[offsets[i]:offsets[i+1]]`` (0 for empty ranges)."""
+    csum = np.zeros(values.shape[0] + 1, dtype=np.int64)
+    np.cumsum(values, out=csum[1:])
+    return csum[offsets[1:]] - csum[offsets[:-1]]
+
+
+def mask_table(
+    chars: np.ndarray,
+    char_start: np.ndarray,
+    frame_string: np.ndarray,
+    frame_start: np.ndarray,
+    height: np.ndarray,
+    width: np.ndarray,
+    *,
+    describe: Callable[[int], str],
+) -> MaskTable:
+    """Decodes and validates every string, and builds the :class:`MaskTable`.
+
+    Args:
+        chars, char_start, frame_string, frame_start, height, width: as in
+            :class:`MaskTable`.
+        describe: ``describe(track)`` names a track in an error message (its item and video).
+
+    Raises:
+        FormatError: naming the first bad frame (track and frame) and the problem: a malformed
+            string, or run lengths that do not sum to height × width.
+    """
+    from ovis_jax import cpu_kernels
+
+    n = char_start.shape[0] - 1
+    codes = np.zeros(n, dtype=np.int8)
+    totals, areas, firsts, lasts, nvals = (np.zeros(n, dtype=np.int64) for _ in range(5))
+    cpu_kernels.run_chunks(
+        lambda s0, s1: cpu_kernels.scan_strings(
+            chars, char_start, s0, s1, codes, totals, areas, firsts, lasts, nvals
+        ),
+        n,
+        cost=np.diff(char_start),
+        min_cost=1 << 20,
+    )
+    frames_per_track = np.diff(frame_start)
+    present = np.flatnonzero(frame_string >= 0)
+    track_of_string = np.repeat(np.arange(frames_per_track.shape[0]), frames_per_track)[present]
+    sizes = (height * width)[track_of_string]
+    bad = np.flatnonzero((codes != 0) | (totals != sizes))
+    if bad.size:
+        s = int(bad[0])
+        track = int(track_of_string[s])
+        frame = int(present[s] - frame_start[track])
+        if codes[s] != 0:
+            problem = rle_problem(codes[s])
+        else:
+            problem = (
+                f"RLE run lengths sum to {int(totals[s])}, expected {int(sizes[s])} "
+                "(height x width of the video)"
+            )
+        raise FormatError(f"{describe(track)}, frame {frame}: {problem}")
+    return MaskTable(
+        chars=chars,
+        char_start=char_start,
+        frame_string=frame_string,
+        frame_start=frame_start,
+        height=height,
+        width=width,
+        string_area=areas,
+        string_first=firsts,
+        string_last=lasts,
+        string_values=nvals,
+    )

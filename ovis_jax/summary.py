@@ -102,6 +102,9 @@ class EvalResult:
         category_names: K names.
         params: the parameters used.
         warnings: what loading and evaluation noticed and did about it.
+        backend: the backend that computed it (``"cpu"``, ``"jax"`` or ``"reference"``).
+        timings: seconds spent in each stage, in order (loading included when
+            :func:`~ovis_jax.evaluate` read the files).
     """
 
     format: str
@@ -112,6 +115,8 @@ class EvalResult:
     category_names: tuple[str, ...]
     params: EvalParams
     warnings: tuple[str, ...] = ()
+    backend: str = ""
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def per_category(self) -> list[dict[str, Any]]:
@@ -142,6 +147,7 @@ class EvalResult:
             "stats": dict(self.stats),
             "per_category": self.per_category,
             "warnings": list(self.warnings),
+            "backend": self.backend,
         }
 
 

@@ -101,7 +101,8 @@ def test_json_output_and_stdout(files):
                    "--backend", "reference")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(open(out).read())
-    assert list(doc) == ["format", "stats", "per_category", "warnings"]
+    assert list(doc) == ["format", "stats", "per_category", "warnings", "backend"]
+    assert doc["backend"] == "reference"
     assert doc["format"] == "ovis"
     assert tuple(doc["stats"]) == OFFICIAL_ORDER == OVIS_KEYS
     assert all(isinstance(v, float) for v in doc["stats"].values())
@@ -257,7 +258,7 @@ def test_usage_errors_exit_2(argv, capsys):
     assert "usage:" in capsys.readouterr().err
 
 
-def test_no_arguments_evaluates_the_demo_with_the_jax_backend(monkeypatch, capsys):
+def test_no_arguments_evaluates_the_demo_with_the_auto_backend(monkeypatch, capsys):
     calls = []
 
     def evaluate(gt, results, *, backend):
@@ -265,8 +266,9 @@ def test_no_arguments_evaluates_the_demo_with_the_jax_backend(monkeypatch, capsy
         return ovis_jax.evaluate(gt, results, backend="reference")
 
     monkeypatch.setattr(cli, "evaluate", evaluate)
+    monkeypatch.setattr(cli, "resolve_backend", lambda backend, gt, results: f"<{backend}>")
     assert cli.main([]) == 0
-    assert calls == ["jax"]
+    assert calls == ["<auto>"]
     out = capsys.readouterr().out.splitlines()
     assert len(parse_summary(out[:18])) == 18
 
@@ -276,3 +278,13 @@ def test_demo_missing_is_an_error(monkeypatch, capsys):
     assert cli.main(["--demo"]) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("error: ") and "no_such_demo.json" in line
+
+
+def test_cpu_backend_does_not_import_jax():
+    """The CPU path must not pay for JAX's import (about a second) or initialise its runtime."""
+    code = (
+        "import sys; from ovis_jax.cli import main; "
+        "rc = main(['--backend', 'cpu', '-q']); print(rc, 'jax' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.stdout.split() == ["0", "False"], proc.stdout + proc.stderr

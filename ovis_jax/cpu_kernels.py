@@ -1,0 +1,410 @@
+"""Compiled CPU kernels (numba): RLE decoding + validation, run-length intersections, greedy
+matching and accumulation.
+
+Every kernel is a plain loop compiled once with ``cache=True`` (a second process loads it from
+disk instead of compiling) and ``nogil=True``, so that :func:`run_chunks` can run it on disjoint
+chunks in a thread per core. No kernel imports or uses JAX.
+
+Compressed RLE (COCO): the run lengths of a column-major mask, alternately background and
+foreground, starting with background, each value written in 6-bit characters ``'0'..'o'``
+(5 payload bits, 0x20 = "more characters follow", 0x10 of the last one = sign), values after
+the third stored as a difference to the value two places before.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+
+import numba
+import numpy as np
+
+__all__ = [
+    "OK",
+    "accumulate",
+    "decode_boundaries",
+    "decode_lengths",
+    "group_intersections",
+    "match_groups",
+    "run_chunks",
+    "scan_strings",
+]
+
+# Problem codes of scan_strings, per string (the texts live in ovis_jax.rle).
+OK, BAD_CHAR, TRUNCATED, TOO_LONG, NEGATIVE = range(5)
+_INT32_MAX = 2**31 - 1
+
+_jit = numba.njit(cache=True, nogil=True, boundscheck=False)
+
+
+def run_chunks(fn, n: int, *, cost: np.ndarray | None = None, min_cost: int = 1) -> None:
+    """Calls ``fn(i0, i1)`` on ``[0, n)`` split into chunks of about equal cost, in threads.
+
+    ``fn`` must release the GIL (a ``nogil`` kernel) and write disjoint outputs per chunk.
+
+    Args:
+        fn: the work on items ``i0:i1``.
+        n: number of items.
+        cost: int[n] estimated cost of each item (default 1 each).
+        min_cost: below this total cost everything runs in the calling thread.
+    """
+    csum = np.cumsum(cost if cost is not None else np.ones(n, np.int64))
+    total = int(csum[-1]) if n else 0
+    workers = min(os.cpu_count() or 1, n)
+    if workers <= 1 or total < min_cost:
+        fn(0, n)
+        return
+    goals = np.linspace(0, total, 4 * workers + 1)[1:-1]
+    bounds = np.unique(np.concatenate([[0], np.searchsorted(csum, goals) + 1, [n]]))
+    bounds = np.minimum(bounds, n)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(lambda i: fn(int(bounds[i]), int(bounds[i + 1])), range(bounds.size - 1)))
+
+
+@_jit
+def _problem(chars, p0, p1, first):
+    """The problem code of a string whose scan failed with ``first``: a bad character anywhere
+    wins, then a string ending inside a value, then the first problem met."""
+    for p in range(p0, p1):
+        c = np.int64(chars[p]) - 48
+        if c < 0 or c > 63:
+            return BAD_CHAR
+    if p1 > p0 and (np.int64(chars[p1 - 1]) - 48) & 0x20:
+        return TRUNCATED
+    return first
+
+
+@_jit
+def scan_strings(chars, char_start, s0, s1, codes, totals, areas, firsts, lasts, nvals):
+    """Decodes and validates strings ``s0:s1`` without storing their runs.
+
+    Args:
+        chars: uint8[C] all strings concatenated.
+        char_start: int64[S + 1] string ``s`` is ``chars[char_start[s]:char_start[s + 1]]``.
+        s0, s1: the strings to scan.
+        codes: int8[S] out: :data:`OK` or a problem code.
+        totals: int64[S] out: sum of the run lengths (height × width when well formed).
+        areas: int64[S] out: foreground pixels.
+        firsts, lasts: int64[S] out: foreground span ``[first, last)`` (0, 0 when empty).
+        nvals: int64[S] out: number of run lengths.
+    """
+    for s in range(s0, s1):
+        p, end = char_start[s], char_start[s + 1]
+        m = 0
+        prev1 = np.int64(0)
+        prev2 = np.int64(0)
+        pos = np.int64(0)
+        area = np.int64(0)
+        first = np.int64(-1)
+        last = np.int64(0)
+        code = OK
+        while p < end and code == OK:
+            x = np.int64(0)
+            k = 0
+            more = True
+            while more:
+                if p >= end:
+                    code = TRUNCATED
+                    break
+                c = np.int64(chars[p]) - 48
+                if c < 0 or c > 63:
+                    code = BAD_CHAR
+                    break
+                if k == 7:
+                    code = TOO_LONG
+                    break
+                x |= (c & 0x1F) << (5 * k)
+                more = (c & 0x20) != 0
+                p += 1
+                k += 1
+                if not more and (c & 0x10) != 0:
+                    x |= np.int64(-1) << (5 * k)
+            if code != OK:
+                break
+            if m > 2:
+                x += prev2
+            if x < 0:
+                code = NEGATIVE
+                break
+            if x > _INT32_MAX:
+                code = TOO_LONG
+                break
+            if m & 1 and x > 0:
+                if first < 0:
+                    first = pos
+                area += x
+                last = pos + x
+            pos += x
+            prev2 = prev1
+            prev1 = x
+            m += 1
+        if code != OK:
+            code = _problem(chars, char_start[s], end, code)
+        codes[s] = code
+        totals[s] = pos
+        areas[s] = area
+        firsts[s] = max(first, 0)
+        lasts[s] = last
+        nvals[s] = m
+
+
+@_jit
+def decode_boundaries(chars, p, end, out, o):
+    """Writes the cumulative run boundaries of one (valid) string to ``out[o:]``.
+
+    Boundary ``i`` is the position where run ``i`` ends, so foreground run ``j`` is
+    ``[out[o + 2j], out[o + 2j + 1])``. Returns the number of values written.
+    """
+    m = 0
+    prev1 = np.int64(0)
+    prev2 = np.int64(0)
+    pos = np.int64(0)
+    while p < end:
+        x = np.int64(0)
+        k = 0
+        more = True
+        while more:
+            c = np.int64(chars[p]) - 48
+            x |= (c & 0x1F) << (5 * k)
+            more = (c & 0x20) != 0
+            p += 1
+            k += 1
+            if not more and (c & 0x10) != 0:
+                x |= np.int64(-1) << (5 * k)
+        if m > 2:
+            x += prev2
+        pos += x
+        out[o + m] = pos
+        prev2 = prev1
+        prev1 = x
+        m += 1
+    return m
+
+
+@_jit
+def decode_lengths(chars, char_start, strings, out_start, i0, i1, out):
+    """Writes the run lengths of (valid) strings ``strings[i]`` to ``out[out_start[i]:]`` for
+    ``i`` in ``i0:i1``."""
+    for i in range(i0, i1):
+        s, o = strings[i], out_start[i]
+        n = decode_boundaries(chars, char_start[s], char_start[s + 1], out, o)
+        prev = 0
+        for j in range(o, o + n):
+            cur = out[j]
+            out[j] = cur - prev
+            prev = cur
+
+
+@_jit
+def _first_fg_ending_after(b, o, n_fg, x):
+    """Index of the first foreground run of boundaries ``b[o:]`` that ends after ``x``."""
+    lo, hi = 0, n_fg
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if b[o + 2 * mid + 1] <= x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@_jit
+def _merge(a, oa, na, b, ob, nb, lo, hi):
+    """Pixels in the foreground of both boundary lists, within the span ``[lo, hi)``."""
+    i = _first_fg_ending_after(a, oa, na // 2, lo)
+    j = _first_fg_ending_after(b, ob, nb // 2, lo)
+    total = np.int64(0)
+    while i < na // 2 and j < nb // 2:
+        s = max(a[oa + 2 * i], b[ob + 2 * j])
+        if s >= hi:
+            break
+        ea, eb = a[oa + 2 * i + 1], b[ob + 2 * j + 1]
+        e = min(ea, eb)
+        if e > s:
+            total += e - s
+        if ea < eb:
+            i += 1
+        else:
+            j += 1
+    return total
+
+
+@_jit
+def _decode_tracks(side, tracks):
+    """Decodes every frame of ``tracks`` into one buffer of run boundaries; frame ``f``'s
+    start there is written to the side's ``buf_off[f]``."""
+    chars, char_start, frame_string, frame_start, nvals, _, _, _, buf_off = side
+    total = 0
+    for t in tracks:
+        for f in range(frame_start[t], frame_start[t + 1]):
+            s = frame_string[f]
+            if s >= 0:
+                buf_off[f] = total
+                total += nvals[s]
+    buf = np.empty(total, dtype=np.int64)
+    for t in tracks:
+        for f in range(frame_start[t], frame_start[t + 1]):
+            s = frame_string[f]
+            if s >= 0:
+                decode_boundaries(chars, char_start[s], char_start[s + 1], buf, buf_off[f])
+    return buf
+
+
+@_jit
+def _track_pair(d, dbuf, td, g, gbuf, tg):
+    """Exact intersection of result track ``td`` and ground-truth track ``tg``, summed over
+    frames, merging only frames where both are non-empty and their spans overlap."""
+    _, _, dfs, dfst, dnv, darea, dfirst, dlast, doff = d
+    _, _, gfs, gfst, gnv, garea, gfirst, glast, goff = g
+    total = np.int64(0)
+    for k in range(dfst[td + 1] - dfst[td]):
+        fd, fg = dfst[td] + k, gfst[tg] + k
+        sd, sg = dfs[fd], gfs[fg]
+        if sd < 0 or sg < 0 or darea[sd] == 0 or garea[sg] == 0:
+            continue
+        lo, hi = max(dfirst[sd], gfirst[sg]), min(dlast[sd], glast[sg])
+        if lo < hi:
+            total += _merge(dbuf, doff[fd], dnv[sd], gbuf, goff[fg], gnv[sg], lo, hi)
+    return total
+
+
+@_jit
+def group_intersections(d, g, d_tracks, d_start, g_tracks, g_start, pair_start, g0, g1, out):
+    """Exact intersections, summed over frames, of every (result, ground truth) pair of
+    groups ``g0:g1``; each group's tracks are decoded once into run boundaries.
+
+    Args:
+        d, g: per side, ``(chars, char_start, frame_string, frame_start, nvals, areas, firsts,
+            lasts, buf_off)``: the :class:`~ovis_jax.rle.MaskTable` arrays plus an int64[F]
+            scratch array.
+        d_tracks, g_tracks: int64 tracks of each group, group after group (results in score
+            order, ground truths in file order).
+        d_start, g_start: int64[groups + 1] each group's slice of them.
+        pair_start: int64[groups + 1] each group's first pair; pairs are result-major.
+        out: int64[pairs] out.
+    """
+    for grp in range(g0, g1):
+        dt = d_tracks[d_start[grp] : d_start[grp + 1]]
+        gt = g_tracks[g_start[grp] : g_start[grp + 1]]
+        if dt.shape[0] == 0 or gt.shape[0] == 0:
+            continue
+        dbuf = _decode_tracks(d, dt)
+        gbuf = _decode_tracks(g, gt)
+        p = pair_start[grp]
+        for td in dt:
+            for tg in gt:
+                out[p] = _track_pair(d, dbuf, td, g, gbuf, tg)
+                p += 1
+
+
+@_jit
+def match_groups(
+    ious, pair_start, d_start, g_start, gt_ignore, gt_crowd, dt_area_out, thresholds, g0, g1,
+    matched, ignored,
+):  # fmt: skip
+    """SPEC steps 9-10 for groups ``g0:g1`` at every threshold, area and occlusion range.
+
+    Args:
+        ious: float64[pairs] IoUs, per group result-major (results in score order, ground
+            truths in file order).
+        pair_start, d_start, g_start: int64[groups + 1] each group's first pair, kept result
+            and ground truth.
+        gt_ignore: bool[G, A, O]; gt_crowd: bool[G]; dt_area_out: bool[D, A].
+        thresholds: float64[T].
+        matched, ignored: bool[D, T, A, O] out.
+    """
+    n_a, n_o = gt_ignore.shape[1], gt_ignore.shape[2]
+    for grp in range(g0, g1):
+        d0, nd = d_start[grp], d_start[grp + 1] - d_start[grp]
+        gg0, ng = g_start[grp], g_start[grp + 1] - g_start[grp]
+        p0 = pair_start[grp]
+        walk = np.empty(ng, dtype=np.int64)
+        taken = np.empty(ng, dtype=np.bool_)
+        for a in range(n_a):
+            for o in range(n_o):
+                w = 0
+                for pas in range(2):  # not-ignored first, then ignored, each in file order
+                    for j in range(ng):
+                        if gt_ignore[gg0 + j, a, o] == (pas == 1):
+                            walk[w] = j
+                            w += 1
+                for t in range(thresholds.shape[0]):
+                    taken[:] = False
+                    for i in range(nd):
+                        best = min(thresholds[t], 1 - 1e-10)
+                        m = -1
+                        for w in range(ng):
+                            j = walk[w]
+                            if taken[j] and not gt_crowd[gg0 + j]:
+                                continue
+                            if m >= 0 and not gt_ignore[gg0 + m, a, o] and gt_ignore[gg0 + j, a, o]:
+                                break
+                            iou = ious[p0 + i * ng + j]
+                            if iou < best:
+                                continue
+                            best = iou
+                            m = j
+                        if m >= 0:
+                            taken[m] = True
+                            matched[d0 + i, t, a, o] = True
+                            ignored[d0 + i, t, a, o] = gt_ignore[gg0 + m, a, o]
+                        elif dt_area_out[d0 + i, a]:
+                            ignored[d0 + i, t, a, o] = True
+
+
+@_jit
+def accumulate(order, cat_start, rank, matched, ignored, npig, max_dets, rec_thrs, k0, k1,
+               precision, recall):  # fmt: skip
+    """SPEC step 11 for categories ``k0:k1``.
+
+    Args:
+        order: int64[D] kept results sorted by (category, score descending, video, rank).
+        cat_start: int64[K + 1] category ``k``'s results are ``order[cat_start[k]:...]``.
+        rank: int64[D] score rank of each result within its (video, category) group.
+        matched, ignored: bool[D, T, A, O].
+        npig: int64[K, A, O] not-ignored ground truths.
+        max_dets: int64[M]; rec_thrs: float64[R].
+        precision: float64[T, R, K, A, O, M] out (pre-filled with -1).
+        recall: float64[T, K, A, O, M] out (pre-filled with -1).
+    """
+    n_t, n_a, n_o = matched.shape[1], matched.shape[2], matched.shape[3]
+    n_r = rec_thrs.shape[0]
+    eps = np.spacing(1.0)
+    for k in range(k0, k1):
+        n = cat_start[k + 1] - cat_start[k]
+        if n == 0 and npig[k].sum() == 0:
+            continue
+        rc = np.empty(n, dtype=np.float64)
+        pr = np.empty(n, dtype=np.float64)
+        for mi in range(max_dets.shape[0]):
+            sel = np.empty(n, dtype=np.int64)
+            ns = 0
+            for x in range(cat_start[k], cat_start[k + 1]):
+                if rank[order[x]] < max_dets[mi]:
+                    sel[ns] = order[x]
+                    ns += 1
+            for a in range(n_a):
+                for o in range(n_o):
+                    if npig[k, a, o] == 0:
+                        continue
+                    for t in range(n_t):
+                        tp = 0.0
+                        fp = 0.0
+                        for x in range(ns):
+                            d = sel[x]
+                            if not ignored[d, t, a, o]:
+                                if matched[d, t, a, o]:
+                                    tp += 1.0
+                                else:
+                                    fp += 1.0
+                            rc[x] = tp / npig[k, a, o]
+                            pr[x] = tp / (fp + tp + eps)
+                        recall[t, k, a, o, mi] = rc[ns - 1] if ns else 0.0
+                        for x in range(ns - 1, 0, -1):
+                            if pr[x] > pr[x - 1]:
+                                pr[x - 1] = pr[x]
+                        x = 0
+                        for r in range(n_r):
+                            while x < ns and rc[x] < rec_thrs[r]:
+                                x += 1
+                            precision[t, r, k, a, o, mi] = pr[x] if x < ns else 0.0

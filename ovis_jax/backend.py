@@ -18,43 +18,17 @@ import jax
 import numpy as np
 
 from ovis_jax.accumulation import accumulate
-from ovis_jax.iou import RunTable, rle_intersections, track_ious
+from ovis_jax.grouping import bucket, ragged_arange, range_flags
+from ovis_jax.iou import track_ious
 from ovis_jax.loading import GroundTruth, Results
 from ovis_jax.matching import match_groups
 from ovis_jax.params import EvalParams
+from ovis_jax.rle import MaskTable
 from ovis_jax.summary import EvalResult, result_from_arrays
 
-__all__ = [
-    "MatchInput",
-    "bucket",
-    "evaluate_jax",
-    "evaluate_tracks",
-    "match_and_accumulate",
-    "ragged_arange",
-    "range_flags",
-]
+__all__ = ["MatchInput", "evaluate_jax", "evaluate_tracks", "match_and_accumulate", "pair_frames"]
 
 logger = logging.getLogger(__name__)
-
-
-def bucket(n: int, minimum: int) -> int:
-    """The smallest power of four >= max(n, minimum): few distinct shapes, few compilations."""
-    size = minimum
-    while size < n:
-        size *= 4
-    return size
-
-
-def ragged_arange(lengths: np.ndarray) -> np.ndarray:
-    """Concatenation of ``arange(l)`` for each l."""
-    total = int(lengths.sum())
-    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
-    return np.arange(total, dtype=np.int64) - starts
-
-
-def range_flags(values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
-    """bool[N, B]: whether each value lies outside each inclusive ``[lo, hi]`` range."""
-    return (values[:, None] < bounds[None, :, 0]) | (values[:, None] > bounds[None, :, 1])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,38 +206,62 @@ def _float64_device() -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
+def pair_frames(
+    d_masks: MaskTable, g_masks: MaskTable, pair_d: np.ndarray, pair_g: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (pair, result string, ground-truth string) of every frame whose intersection can be
+    nonzero: both masks present and non-empty, their foreground spans overlapping.
+
+    Args:
+        d_masks, g_masks: the result and ground-truth tracks.
+        pair_d, pair_g: int64[P] the tracks of each pair (same video).
+
+    Returns:
+        ``(pair, d_string, g_string)``, int64 arrays of equal length, by pair.
+    """
+    length = d_masks.frame_start[pair_d + 1] - d_masks.frame_start[pair_d]
+    pair = np.repeat(np.arange(pair_d.shape[0], dtype=np.int64), length)
+    offset = ragged_arange(length)
+    sd = d_masks.frame_string[d_masks.frame_start[pair_d][pair] + offset]
+    sg = g_masks.frame_string[g_masks.frame_start[pair_g][pair] + offset]
+    keep = np.flatnonzero((sd >= 0) & (sg >= 0))
+    pair, sd, sg = pair[keep], sd[keep], sg[keep]
+    keep = (
+        (d_masks.string_area[sd] > 0)
+        & (g_masks.string_area[sg] > 0)
+        & (d_masks.string_first[sd] < g_masks.string_last[sg])
+        & (g_masks.string_first[sg] < d_masks.string_last[sd])
+    )
+    return pair[keep], sd[keep], sg[keep]
+
+
 def evaluate_jax(
-    gt: GroundTruth,
-    results: Results,
-    *,
-    params: EvalParams | None = None,
-    intersections: str = "auto",
+    gt: GroundTruth, results: Results, *, params: EvalParams | None = None
 ) -> EvalResult:
-    """Evaluates with the batched JAX kernels; numbers equal :func:`evaluate_reference`'s.
+    """Evaluates with the JAX kernels on JAX's default device; numbers equal the reference's.
+
+    The masks' bytes go to the device once, are decoded and intersected there
+    (:func:`ovis_jax.device_rle.device_pair_intersections`); matching and accumulation are
+    jitted kernels. On a CPU-only machine this runs XLA on the CPU, which is much slower than
+    the ``cpu`` backend (see the README).
 
     Args:
         gt: validated ground truth.
         results: validated results for it.
         params: evaluation parameters (the official ones by default).
-        intersections: ``"auto"``, ``"host"`` or ``"device"``: where the run-length
-            intersections are computed (see :func:`ovis_jax.iou.rle_intersections`).
 
     Returns:
         The :class:`~ovis_jax.EvalResult`.
     """
-    d_runs = RunTable.from_masks(results.masks)
-    g_runs = RunTable.from_masks(gt.masks)
+    from ovis_jax.device_rle import device_pair_intersections
+
+    d, g = results.masks, gt.masks
 
     def pair_intersections(pair_d: np.ndarray, pair_g: np.ndarray) -> np.ndarray:
         logger.info("intersections of %d track pairs", pair_d.shape[0])
-        return rle_intersections(
-            results.masks,
-            gt.masks,
-            pair_d,
-            pair_g,
-            d_runs=d_runs,
-            g_runs=g_runs,
-            method=intersections,
+        pf_pair, pf_d, pf_g = pair_frames(d, g, pair_d, pair_g)
+        return device_pair_intersections(
+            d.chars, d.char_start, g.chars, g.char_start, pf_d, pf_g, pf_pair, pair_d.shape[0]
         )
 
     return evaluate_tracks(
@@ -272,7 +270,7 @@ def evaluate_jax(
         category_id=results.category_id,
         score=results.score,
         avg_area=results.avg_area,
-        area=results.masks.track_areas(),
+        area=d.track_areas(),
         pair_intersections=pair_intersections,
         params=params,
         warnings=results.warnings,

@@ -146,18 +146,12 @@ def _gc_paused(fn):
     return wrapper
 
 
-class _Rle(msgspec.Struct):
-    """A compressed RLE as parsed by the typed fast path (``size`` is checked by us)."""
-
-    size: tuple[int, int]
-    counts: str
-
-
 class _TypedTrack(msgspec.Struct):
-    """A result or annotation with compressed-RLE segmentations (the common form); the other
-    keys are parsed untyped and validated like any parsed object. Unknown keys are skipped."""
+    """A result or annotation as the fast path parses it: ``segmentations`` stays a raw JSON
+    slice of the file (read by :mod:`ovis_jax.segjson`), the other keys are parsed untyped
+    and validated like any parsed object. Unknown keys are skipped."""
 
-    segmentations: list[_Rle | None]
+    segmentations: msgspec.Raw
     id: Any = msgspec.UNSET
     video_id: Any = msgspec.UNSET
     category_id: Any = msgspec.UNSET
@@ -180,18 +174,27 @@ _UNTYPED = msgspec.json.Decoder()
 
 def _as_dict(track: _TypedTrack) -> dict:
     """A typed track as the mapping the validation code reads (keys that were absent stay
-    absent); its segmentations stay :class:`_Rle` objects."""
+    absent)."""
     return {k: v for k, v in msgspec.structs.asdict(track).items() if v is not msgspec.UNSET}
 
 
 def _parse(raw: bytes, decoder: msgspec.json.Decoder, label: str) -> Any:
-    """Parses JSON bytes: typed when the file has the common form (all segmentations
-    compressed RLE or null), else untyped; the standard library's parser is the last resort
-    (it reads numbers that overflow float64 as infinities, which validation then names)."""
+    """Parses JSON bytes: the fast path's typed structs when the file has the expected shape
+    and every segmentation list is in the common form (see :mod:`ovis_jax.segjson`), else
+    the general untyped objects; the standard library's parser is the last resort (it reads
+    numbers that overflow float64 as infinities, which validation then names)."""
+    from ovis_jax import segjson
+
     try:
-        return decoder.decode(raw)
+        typed = decoder.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError):
-        pass
+        typed = None
+    if typed is not None:
+        tracks = typed.annotations if isinstance(typed, _TypedGroundTruth) else typed
+        segments = segjson.read_segmentations(raw, [t.segmentations for t in tracks])
+        if segments is not None:
+            return _FastFile(typed, tracks, segments)
+        del typed, tracks
     try:
         return _UNTYPED.decode(raw)
     except msgspec.DecodeError as e:
@@ -201,7 +204,94 @@ def _parse(raw: bytes, decoder: msgspec.json.Decoder, label: str) -> Any:
             raise FormatError(f"{label} is not valid JSON: {e}") from None
 
 
+class _FastFile:
+    """A file read by the fast path: the items as mappings whose ``segmentations`` is the
+    track's index into ``segments`` (the arrays of :func:`ovis_jax.segjson.read_segmentations`)."""
+
+    def __init__(self, typed: Any, tracks: list[_TypedTrack], segments: dict) -> None:
+        self.typed = typed
+        self.items = []
+        for i, t in enumerate(tracks):
+            item = _as_dict(t)
+            item["segmentations"] = _FastTrack(i)
+            self.items.append(item)
+        self.segments = _FastSegments(segments, len(tracks))
+
+
+@dataclasses.dataclass(frozen=True)
+class _FastTrack:
+    index: int
+
+
+class _FastSegments:
+    """The segmentations of a fast-path file, validated all at once when the items are."""
+
+    def __init__(self, segments: dict, num_tracks: int) -> None:
+        self.arrays = segments
+        self.height = np.zeros(num_tracks, dtype=np.int64)
+        self.width = np.zeros(num_tracks, dtype=np.int64)
+        self.where = [""] * num_tracks
+        self._table: MaskTable | None = None
+
+    def add_track(self, track: _FastTrack, video: Video, where: str) -> None:
+        i = track.index
+        fs = self.arrays["frame_start"]
+        n = int(fs[i + 1] - fs[i])
+        if n != video.length:
+            raise FormatError(
+                f"{where}: 'segmentations' has {n} entries, expected {video.length} "
+                f"(the length of video {video.id})"
+            )
+        frame_string = self.arrays["frame_string"][fs[i] : fs[i + 1]]
+        sizes = self.arrays["size"][frame_string[frame_string >= 0]]
+        bad = np.flatnonzero((sizes[:, 0] != video.height) | (sizes[:, 1] != video.width))
+        if bad.size:
+            t = int(np.flatnonzero(frame_string >= 0)[bad[0]])
+            raise FormatError(
+                f"{where}, frame {t}: mask size {sizes[bad[0]].tolist()} differs from the "
+                f"video's [height, width] = {[video.height, video.width]}"
+            )
+        self.height[i], self.width[i], self.where[i] = video.height, video.width, where
+
+    def table(self) -> MaskTable:
+        if self._table is None:
+            a = self.arrays
+            self._table = mask_table(
+                a["chars"], a["char_start"], a["frame_string"], a["frame_start"],
+                self.height, self.width, describe=self.where.__getitem__,
+            )  # fmt: skip
+            self.arrays = {}
+        return self._table
+
+
+class _FastCollector:
+    """Collects some tracks of a :class:`_FastSegments` (the same interface as
+    :class:`_SegmentationCollector`)."""
+
+    def __init__(self, segments: _FastSegments) -> None:
+        self.segments = segments
+        self.tracks: list[int] = []
+
+    def add_track(self, segs: Any, video: Video, where: str) -> None:
+        self.segments.add_track(segs, video, where)
+        self.tracks.append(segs.index)
+
+    def build(self) -> MaskTable:
+        table = self.segments.table()
+        if len(self.tracks) == table.num_tracks:
+            return table
+        return table.take(np.asarray(self.tracks, dtype=np.int64))
+
+
+def _collectors(data: Any) -> tuple[Any, Any]:
+    """The (kept, discarded) segmentation collectors for a parsed file."""
+    if isinstance(data, _FastFile):
+        return _FastCollector(data.segments), _FastCollector(data.segments)
+    return _SegmentationCollector(), _SegmentationCollector()
+
+
 def _read(source: Any, what: str, decoder: msgspec.json.Decoder) -> Any:
+    """A path's parsed contents (see :func:`_parse`), or an already-parsed object as is."""
     if isinstance(source, (str, os.PathLike)):
         try:
             with open(source, "rb") as f:
@@ -265,28 +355,11 @@ class _SegmentationCollector:
                 f"(the length of video {video.id})"
             )
         h, w = video.height, video.width
-        if not self._add_typed(segs, h, w):
-            self._add_general(segs, h, w, where)
+        self._add_general(segs, h, w, where)
         self.frame_start.append(len(self.frame_string))
         self.height.append(h)
         self.width.append(w)
         self.where.append(where)
-
-    def _add_typed(self, segs: list, h: int, w: int) -> bool:
-        """The fast path: every entry null or a parsed :class:`_Rle` of the right size."""
-        size = (h, w)
-        rles = [s for s in segs if s is not None]
-        if not all(type(s) is _Rle and s.size == size for s in rles):
-            return False
-        n = len(self.strings)
-        self.strings.extend(s.counts for s in rles)
-        for s in segs:
-            if s is None:
-                self.frame_string.append(-1)
-            else:
-                self.frame_string.append(n)
-                n += 1
-        return True
 
     def _add_general(self, segs: list, h: int, w: int, where: str) -> None:
         for t, seg in enumerate(segs):
@@ -299,7 +372,8 @@ class _SegmentationCollector:
 
     def build(self) -> MaskTable:
         text = "".join(self.strings)
-        chars = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
+        # Writable (a bytearray), like the fast path's buffer: one compiled kernel for both.
+        chars = np.frombuffer(bytearray(text, "utf-8", "surrogatepass"), dtype=np.uint8)
         lengths = np.fromiter(map(len, self.strings), dtype=np.int64, count=len(self.strings))
         if chars.shape[0] != len(text):
             s = next(i for i, x in enumerate(self.strings) if not x.isascii())
@@ -330,8 +404,6 @@ def _to_compressed(seg: Any, h: int, w: int, where: str) -> str:
     """The compressed RLE string of one frame's segmentation (any input form)."""
     from pycocotools import mask as mask_utils
 
-    if isinstance(seg, _Rle):
-        seg = {"size": seg.size, "counts": seg.counts}
     if isinstance(seg, Mapping):
         if "counts" not in seg or "size" not in seg:
             raise FormatError(f"{where}: an RLE needs 'size' and 'counts'")
@@ -488,11 +560,12 @@ def load_ground_truth(source: PathOrObject) -> GroundTruth:
         FormatError: naming the offending item and what was expected.
     """
     data = _read(source, "ground truth", _TYPED_GT)
-    if isinstance(data, _TypedGroundTruth):
+    fast = data
+    if isinstance(data, _FastFile):
         data = {
-            "videos": data.videos,
-            "categories": data.categories,
-            "annotations": [_as_dict(a) for a in data.annotations],
+            "videos": fast.typed.videos,
+            "categories": fast.typed.categories,
+            "annotations": fast.items,
         }
     if not isinstance(data, Mapping):
         raise FormatError(
@@ -523,12 +596,11 @@ def load_ground_truth(source: PathOrObject) -> GroundTruth:
         )
     warnings: list[str] = []
     seen_ids: dict[int, int] = {}
-    collector = _SegmentationCollector()
+    collector, discarded = _collectors(fast)
     rows: list[tuple[int, int, int, bool, float, float]] = []
     unknown_cat = 0
     no_occ_label = 0
     missing_areas: list[int] = []  # track indices whose avg_area comes from the masks
-    discarded = _SegmentationCollector()
     for i, a in enumerate(anns):
         where = f"annotations[{i}]"
         vid = _require(a, "video_id", where)
@@ -660,18 +732,17 @@ def load_results(source: PathOrObject, gt: GroundTruth) -> Results:
     Raises:
         FormatError: naming the offending result (index and video id) and what was expected.
     """
-    data = _read(source, "results", _TYPED_RESULTS)
-    if isinstance(data, list) and data and isinstance(data[0], _TypedTrack):
-        data = [_as_dict(r) for r in data]
+    data = fast = _read(source, "results", _TYPED_RESULTS)
+    if isinstance(data, _FastFile):
+        data = fast.items
     if isinstance(data, Mapping) and "annotations" in data:
         data = data["annotations"]
     if not isinstance(data, list):
         raise FormatError(f"results: expected a JSON list of results, got {type(data).__name__}")
     video_by_id = gt.video_by_id
     known_cats = set(gt.category_ids.tolist())
-    collector = _SegmentationCollector()
+    collector, discarded = _collectors(fast)
     keep: list[tuple[int, int, int, float]] = []
-    discarded = _SegmentationCollector()
     unknown: dict[int, int] = {}
     for i, r in enumerate(data):
         where = f"results[{i}]"

@@ -124,6 +124,22 @@ class MaskTable:
         num = _segment_sums((self.area > 0).astype(np.int64), self.frame_start)
         return np.divide(total, num, out=np.zeros_like(total), where=num > 0)
 
+    def take(self, tracks: np.ndarray) -> MaskTable:
+        """The table of some tracks (in the given order); the strings are shared."""
+        n = self.frame_start[tracks + 1] - self.frame_start[tracks]
+        frame_start = np.zeros(n.shape[0] + 1, dtype=np.int64)
+        np.cumsum(n, out=frame_start[1:])
+        frames = np.repeat(self.frame_start[tracks] - frame_start[:-1], n) + np.arange(
+            frame_start[-1], dtype=np.int64
+        )
+        return dataclasses.replace(
+            self,
+            frame_string=self.frame_string[frames],
+            frame_start=frame_start,
+            height=self.height[tracks],
+            width=self.width[tracks],
+        )
+
     def string(self, s: int) -> bytes:
         """The compressed RLE string ``s``."""
         return self.chars[self.char_start[s] : self.char_start[s + 1]].tobytes()

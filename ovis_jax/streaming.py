@@ -83,7 +83,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ovis_jax.backend import evaluate_tracks, ragged_arange
+from ovis_jax.backend import evaluate_tracks
+from ovis_jax.grouping import ragged_arange
 from ovis_jax.iou import RunTable
 from ovis_jax.loading import GroundTruth
 from ovis_jax.params import EvalParams

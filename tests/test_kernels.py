@@ -13,7 +13,9 @@ from pycocotools import mask as mask_utils
 import ovis_jax
 from ovis_jax import synthetic
 from ovis_jax.accumulation import accumulate
-from ovis_jax.iou import RunTable, rle_intersections, track_ious
+from ovis_jax.backend import pair_frames
+from ovis_jax.device_rle import device_pair_intersections
+from ovis_jax.iou import RunTable, track_ious
 from ovis_jax.matching import match_groups
 from ovis_jax.reference import greedy_match, track_iou
 
@@ -30,6 +32,15 @@ def _all_pairs(gt: ovis_jax.GroundTruth, res: ovis_jax.Results):
     return np.array([p[0] for p in pairs], np.int64), np.array([p[1] for p in pairs], np.int64)
 
 
+def rle_intersections(res_masks, gt_masks, pd, pg):
+    """The JAX backend's intersections: pair-frames pruned on the host, bytes to the device."""
+    pair, sd, sg = pair_frames(res_masks, gt_masks, pd, pg)
+    return device_pair_intersections(
+        res_masks.chars, res_masks.char_start, gt_masks.chars, gt_masks.char_start, sd, sg,
+        pair, pd.shape[0],
+    )  # fmt: skip
+
+
 def _pycocotools_intersections(res, gt, pd, pg) -> list[int]:
     """Per pair, the sum over frames of pycocotools' intersection areas."""
     return [
@@ -42,15 +53,14 @@ def _pycocotools_intersections(res, gt, pd, pg) -> list[int]:
     ]
 
 
-@pytest.mark.parametrize("method", ["host", "device"])
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_pair_ious_equal_pycocotools_per_frame(seed, method):
+def test_pair_ious_equal_pycocotools_per_frame(seed):
     gt_dict, results = synthetic.random_dataset(seed=seed, num_videos=3)
     gt = ovis_jax.load_ground_truth(gt_dict)
     res = ovis_jax.load_results(results, gt)
     pd, pg = _all_pairs(gt, res)
     with jax.enable_x64(True):
-        inter = rle_intersections(res.masks, gt.masks, pd, pg, method=method)
+        inter = rle_intersections(res.masks, gt.masks, pd, pg)
         area_d = res.masks.track_areas()[pd]
         area_g = gt.masks.track_areas()[pg]
         ious = np.asarray(track_ious(inter, area_d, area_g))
@@ -60,8 +70,7 @@ def test_pair_ious_equal_pycocotools_per_frame(seed, method):
     np.testing.assert_array_equal(ious, expected)  # bit-identical float64
 
 
-@pytest.mark.parametrize("method", ["host", "device"])
-def test_realistic_masks_intersections(method):
+def test_realistic_masks_intersections():
     """Fragmented, many-run masks at video resolution, both query directions exercised."""
     gt_dict, results = synthetic.ovis_like(
         seed=1,
@@ -75,7 +84,7 @@ def test_realistic_masks_intersections(method):
     res = ovis_jax.load_results(results, gt)
     pd, pg = _all_pairs(gt, res)
     with jax.enable_x64(True):
-        inter = rle_intersections(res.masks, gt.masks, pd, pg, method=method)
+        inter = rle_intersections(res.masks, gt.masks, pd, pg)
     expected = _pycocotools_intersections(res, gt, pd, pg)
     np.testing.assert_array_equal(inter, expected)
     assert np.count_nonzero(inter) > 0
@@ -87,8 +96,7 @@ def test_size_zero_kernels():
     empty = ovis_jax.load_results([], gt)
     none = np.zeros(0, np.int64)
     with jax.enable_x64(True):
-        for method in ("host", "device"):
-            assert rle_intersections(empty.masks, gt.masks, none, none, method=method).shape == (0,)
+        assert rle_intersections(empty.masks, gt.masks, none, none).shape == (0,)
         assert np.asarray(track_ious(none, none, none)).shape == (0,)
     m, ig = match_groups(
         jnp.zeros((2, 0, 3)),
@@ -184,7 +192,10 @@ def test_matching_equals_the_walk_and_is_one_to_one(seed):
                     assert not m[pi, nd:].any()
 
 
+@pytest.mark.slow
 def test_jit_and_no_jit_agree():
+    """The whole JAX pipeline eagerly (about a minute: every primitive compiles on its own);
+    the kernels' own jit / no-jit tests are in test_device_rle.py and test_cpu_kernels.py."""
     gt_dict, results = synthetic.random_dataset(seed=11)
     gt = ovis_jax.load_ground_truth(gt_dict)
     res = ovis_jax.load_results(results, gt)
@@ -197,12 +208,12 @@ def test_jit_and_no_jit_agree():
 
 
 def test_no_retrace_on_same_shaped_input_and_x64_untouched():
-    from ovis_jax import iou
+    from ovis_jax import device_rle
 
     assert not jax.config.jax_enable_x64
     gt_dict, results = synthetic.random_dataset(seed=12)
     ovis_jax.evaluate(gt_dict, results, backend="jax")
-    fns = [match_groups, accumulate, iou._intersections_kernel, track_ious]
+    fns = [match_groups, accumulate, device_rle._prepare, device_rle._intersect_chunk, track_ious]
     sizes = [f._cache_size() for f in fns]
     # Same data again, and a different dataset of the same padded shapes.
     ovis_jax.evaluate(gt_dict, results, backend="jax")

@@ -1,0 +1,234 @@
+"""The fast path of loading: a track's ``segmentations`` read straight from the file's bytes.
+
+``msgspec`` parses each result / annotation with its ``segmentations`` left as a raw JSON slice
+of the input (zero copy). A compiled kernel then walks those slices for the common form (every
+entry ``null`` or ``{"size": [h, w], "counts": "<compressed RLE>"}``) and copies the counts
+characters straight into the one byte buffer of :class:`~ovis_jax.rle.MaskTable`: no Python
+object per frame. Anything else (polygons, uncompressed counts, other keys, escapes other than
+``\\\\``, numbers that are not plain integers) makes the kernel stop with a status, and loading
+falls back to the general path, which accepts every form and names every error.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = ["read_segmentations"]
+
+_jit = numba.njit(cache=True, nogil=True, boundscheck=False)
+
+_QUOTE, _BACKSLASH = 34, 92
+
+
+@_jit
+def _ws(b, p, end):
+    while p < end and (b[p] == 32 or b[p] == 9 or b[p] == 10 or b[p] == 13):
+        p += 1
+    return p
+
+
+@_jit
+def _uint(b, p, end):
+    """A plain non-negative JSON integer at ``p``: ``(value, next p)``, or ``(-1, p)``."""
+    v = np.int64(0)
+    q = p
+    while q < end and 48 <= b[q] <= 57 and q - p < 12:
+        v = v * 10 + (b[q] - 48)
+        q += 1
+    if q == p or (q < end and (b[q] == 46 or b[q] == 101 or b[q] == 69 or 48 <= b[q] <= 57)):
+        return np.int64(-1), p
+    return v, q
+
+
+@_jit
+def _key(b, p, end):
+    """The key at ``p`` (a quoted string): 1 for "size", 2 for "counts", 0 otherwise."""
+    if p >= end or b[p] != _QUOTE:
+        return 0, p
+    if p + 6 <= end and b[p + 5] == _QUOTE and b[p + 1] == 115 and b[p + 2] == 105:
+        if b[p + 3] == 122 and b[p + 4] == 101:  # "size"
+            return 1, p + 6
+    if p + 8 <= end and b[p + 7] == _QUOTE and b[p + 1] == 99 and b[p + 2] == 111:
+        if b[p + 3] == 117 and b[p + 4] == 110 and b[p + 5] == 116 and b[p + 6] == 115:
+            return 2, p + 8  # "counts"
+    return 0, p
+
+
+@_jit
+def _size(b, p, end):
+    """``[h, w]`` at ``p``: ``(h, w, next p)``; h = -1 when it is not two plain integers."""
+    if p >= end or b[p] != 91:
+        return np.int64(-1), np.int64(-1), p
+    h, p = _uint(b, _ws(b, p + 1, end), end)
+    p = _ws(b, p, end)
+    if h < 0 or p >= end or b[p] != 44:
+        return np.int64(-1), np.int64(-1), p
+    w, p = _uint(b, _ws(b, p + 1, end), end)
+    p = _ws(b, p, end)
+    if w < 0 or p >= end or b[p] != 93:
+        return np.int64(-1), np.int64(-1), p
+    return h, w, p + 1
+
+
+@_jit
+def _counts(b, p, end, out, o, write):
+    """The string at ``p`` (after its opening quote) copied to ``out[o:]`` with ``\\\\``
+    unescaped: ``(characters, next p)``, characters = -1 on any other escape."""
+    n = 0
+    while p < end and b[p] != _QUOTE:
+        c = b[p]
+        if c == _BACKSLASH:
+            if p + 1 >= end or b[p + 1] != _BACKSLASH:
+                return -1, p
+            p += 1
+        if write:
+            out[o + n] = c
+        n += 1
+        p += 1
+    return n, p + 1
+
+
+@_jit
+def _object(b, p, end, out, o, write):
+    """One ``{"size": ..., "counts": ...}`` at ``p`` (after ``{``):
+    ``(ok, h, w, characters, next p)``."""
+    h = w = np.int64(-1)
+    n = -1
+    for _ in range(2):
+        p = _ws(b, p, end)
+        key, p = _key(b, p, end)
+        p = _ws(b, p, end)
+        if key == 0 or p >= end or b[p] != 58:
+            return False, h, w, n, p
+        p = _ws(b, p + 1, end)
+        if key == 1 and h < 0:
+            h, w, p = _size(b, p, end)
+            if h < 0:
+                return False, h, w, n, p
+        elif key == 2 and n < 0 and p < end and b[p] == _QUOTE:
+            n, p = _counts(b, p + 1, end, out, o, write)
+            if n < 0:
+                return False, h, w, n, p
+        else:
+            return False, h, w, n, p
+        p = _ws(b, p, end)
+        if p < end and b[p] == 44:
+            p += 1
+    ok = p < end and b[p] == 125 and h >= 0 and n >= 0
+    return ok, h, w, n, p + 1
+
+
+@_jit
+def _track(b, p, end, out, o, write, fs, f, hw, cs, s):
+    """One track's segmentation list ``b[p:end]``: ``(ok, frames, strings, characters)``;
+    when ``write``, fills ``out`` (characters), ``fs`` (frame → string), ``hw`` (each
+    string's size) and ``cs`` (each string's first character)."""
+    frames = strings = chars = 0
+    p = _ws(b, p, end)
+    if p >= end or b[p] != 91:
+        return False, frames, strings, chars
+    p = _ws(b, p + 1, end)
+    if p < end and b[p] == 93:
+        return True, frames, strings, chars
+    while p < end:
+        if p + 4 <= end and b[p] == 110 and b[p + 1] == 117 and b[p + 3] == 108:
+            if write:
+                fs[f + frames] = -1
+            p += 4
+        elif b[p] == 123:
+            ok, h, w, n, p = _object(b, p + 1, end, out, o + chars, write)
+            if not ok:
+                return False, frames, strings, chars
+            if write:
+                fs[f + frames] = s + strings
+                hw[s + strings, 0] = h
+                hw[s + strings, 1] = w
+                cs[s + strings] = o + chars
+            strings += 1
+            chars += n
+        else:
+            return False, frames, strings, chars
+        frames += 1
+        p = _ws(b, p, end)
+        if p < end and b[p] == 44:
+            p = _ws(b, p + 1, end)
+        elif p < end and b[p] == 93:
+            return True, frames, strings, chars
+        else:
+            return False, frames, strings, chars
+    return False, frames, strings, chars
+
+
+@_jit
+def _count_all(b, starts, ends, counts):
+    """Per track: frames, strings and characters (``counts[t]``); False if any track is not
+    in the common form."""
+    dummy_u8 = np.empty(0, np.uint8)
+    dummy_i = np.empty(0, np.int64)
+    dummy_hw = np.empty((0, 2), np.int64)
+    for t in range(starts.shape[0]):
+        ok, nf, ns, nc = _track(
+            b, starts[t], ends[t], dummy_u8, 0, False, dummy_i, 0, dummy_hw, dummy_i, 0
+        )
+        if not ok:
+            return False
+        counts[t, 0] = nf
+        counts[t, 1] = ns
+        counts[t, 2] = nc
+    return True
+
+
+@_jit
+def _fill_all(b, starts, ends, frame0, string0, char0, out, fs, hw, cs):
+    for t in range(starts.shape[0]):
+        _track(b, starts[t], ends[t], out, char0[t], True, fs, frame0[t], hw, cs, string0[t])
+
+
+def _offsets(x: np.ndarray) -> np.ndarray:
+    out = np.zeros(x.shape[0] + 1, dtype=np.int64)
+    np.cumsum(x, out=out[1:])
+    return out
+
+
+def read_segmentations(raw: bytes, slices: list) -> dict[str, np.ndarray] | None:
+    """Reads every track's raw ``segmentations`` slice in the common form.
+
+    Args:
+        raw: the whole file's bytes.
+        slices: per track, the ``msgspec.Raw`` of its ``segmentations`` (a view into ``raw``).
+
+    Returns:
+        ``None`` if some track is not in the common form (the caller takes the general path),
+        else the arrays ``chars`` (uint8[C]), ``char_start`` (int64[S + 1]),
+        ``frame_string`` (int64[F], -1 for null), ``frame_start`` (int64[tracks + 1]) and
+        ``size`` (int64[S, 2], each string's ``[h, w]``).
+    """
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    base = buf.ctypes.data
+    n = len(slices)
+    starts = np.empty(n, dtype=np.int64)
+    ends = np.empty(n, dtype=np.int64)
+    for i, r in enumerate(slices):
+        view = np.frombuffer(r, dtype=np.uint8)
+        starts[i] = view.ctypes.data - base if view.size else 0
+        ends[i] = starts[i] + view.size
+    if n and (starts.min() < 0 or ends.max() > buf.size):
+        return None  # not views into raw (should not happen): take the general path
+    counts = np.zeros((n, 3), dtype=np.int64)
+    if not _count_all(buf, starts, ends, counts):
+        return None
+    frame_start, string0, char0 = (_offsets(counts[:, i]) for i in range(3))
+    chars = np.empty(int(char0[-1]), dtype=np.uint8)
+    frame_string = np.empty(int(frame_start[-1]), dtype=np.int64)
+    size = np.empty((int(string0[-1]), 2), dtype=np.int64)
+    char_start = np.empty(int(string0[-1]) + 1, dtype=np.int64)
+    char_start[-1] = chars.shape[0]
+    _fill_all(buf, starts, ends, frame_start, string0, char0, chars, frame_string, size, char_start)
+    return {
+        "chars": chars,
+        "char_start": char_start,
+        "frame_string": frame_string,
+        "frame_start": frame_start,
+        "size": size,
+    }

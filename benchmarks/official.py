@@ -265,8 +265,11 @@ def run_official(
     """
     gt_path = None if isinstance(gt, dict) else Path(gt)
     res_path = None if isinstance(results, list) else Path(results)
-    gt_dict = json.loads(gt_path.read_text()) if gt_path is not None else gt
+    # Only parsed here when the format must be detected: a timed run passes ``fmt`` so that the
+    # official process does not pay for an extra parse of the ground truth.
+    gt_dict = gt if gt_path is None else None
     if fmt is None:
+        gt_dict = gt_dict if gt_dict is not None else json.loads(gt_path.read_text())
         fmt = detect_format(gt_dict)
     api_mod, eval_mod = load_official(official_dir, fmt)
     api_cls, eval_cls = (
@@ -291,7 +294,8 @@ def run_official(
             e.summarize()
     except Exception as exc:
         res_obj = json.loads(res_path.read_text()) if res_path is not None else results
-        known = _known_crash(gt_dict, res_obj, fmt, exc)
+        gt_obj = gt_dict if gt_dict is not None else json.loads(gt_path.read_text())
+        known = _known_crash(gt_obj, res_obj, fmt, exc)
         what = f"known official crash case: {known}" if known else "not a known crash case"
         raise OfficialError(
             f"the official {fmt.upper()} evaluator failed with {type(exc).__name__}: {exc} ({what})"

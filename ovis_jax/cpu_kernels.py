@@ -149,6 +149,21 @@ def scan_strings(chars, char_start, s0, s1, codes, totals, areas, firsts, lasts,
 
 
 @_jit
+def _value(chars, p):
+    """The value starting at ``chars[p]`` of a valid string: ``(value, next p)``."""
+    c = np.int64(chars[p]) - 48
+    x = c & 0x1F
+    k = 1
+    while c & 0x20:
+        c = np.int64(chars[p + k]) - 48
+        x |= (c & 0x1F) << (5 * k)
+        k += 1
+    if c & 0x10:
+        x |= np.int64(-1) << (5 * k)
+    return x, p + k
+
+
+@_jit
 def decode_boundaries(chars, p, end, out, o):
     """Writes the cumulative run boundaries of one (valid) string to ``out[o:]``.
 
@@ -160,17 +175,7 @@ def decode_boundaries(chars, p, end, out, o):
     prev2 = np.int64(0)
     pos = np.int64(0)
     while p < end:
-        x = np.int64(0)
-        k = 0
-        more = True
-        while more:
-            c = np.int64(chars[p]) - 48
-            x |= (c & 0x1F) << (5 * k)
-            more = (c & 0x20) != 0
-            p += 1
-            k += 1
-            if not more and (c & 0x10) != 0:
-                x |= np.int64(-1) << (5 * k)
+        x, p = _value(chars, p)
         if m > 2:
             x += prev2
         pos += x

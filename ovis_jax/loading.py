@@ -523,7 +523,23 @@ def _parse_categories(raw: Any) -> tuple[np.ndarray, tuple[str, ...]]:
     return np.asarray(ids, dtype=np.int64), tuple(cats[k] for k in ids)
 
 
+def _valid_labels(occ: list) -> bool:
+    """Whether every entry is null or a known occlusion label (a fast check of the common case)."""
+    try:
+        return set(occ) <= _OCCLUSION_ENTRIES
+    except TypeError:  # an unhashable entry
+        return False
+
+
+_OCCLUSION_ENTRIES = frozenset([None, *OCCLUSION_SCORES])
+
+
 def _occlusion_score(occ: list, where: str) -> float | None:
+    if _valid_labels(occ):
+        values = sorted(OCCLUSION_SCORES[o] for o in occ if o is not None)
+        if not values:
+            return None
+        return float(np.mean(np.asarray(values[len(values) // 2 :], dtype=np.float64)))
     values = []
     for t, o in enumerate(occ):
         if o is None:
@@ -538,6 +554,18 @@ def _occlusion_score(occ: list, where: str) -> float | None:
         return None
     values.sort()
     return float(np.mean(np.asarray(values[len(values) // 2 :], dtype=np.float64)))
+
+
+def _plain_areas(areas: list) -> bool:
+    """Whether every entry is null or a finite non-negative int / float (the common case,
+    checked in bulk; otherwise the caller checks entry by entry and names the bad one)."""
+    if not set(map(type, areas)) <= {int, float, type(None)}:
+        return False
+    try:
+        values = np.asarray([a for a in areas if a is not None], dtype=np.float64)
+    except OverflowError:
+        return False
+    return bool(np.isfinite(values).all() and (values >= 0).all())
 
 
 def _avg_area(areas: list) -> float:
@@ -637,7 +665,7 @@ def load_ground_truth(source: PathOrObject) -> GroundTruth:
                     f"{where}: 'areas' has {n} entries, expected {video.length} "
                     f"(the length of video {video.id})"
                 )
-            for t, ar in enumerate(areas):
+            for t, ar in enumerate(areas if not _plain_areas(areas) else ()):
                 if ar is not None and not (_is_finite_number(ar) and ar >= 0):
                     raise FormatError(
                         f"{where}, frame {t}: area must be a non-negative number or null, "

@@ -14,6 +14,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ovis_jax.cpu_kernels import run_chunks
+
 __all__ = ["read_segmentations"]
 
 _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
@@ -161,27 +163,24 @@ def _track(b, p, end, out, o, write, fs, f, hw, cs, s):
 
 
 @_jit
-def _count_all(b, starts, ends, counts):
-    """Per track: frames, strings and characters (``counts[t]``); False if any track is not
-    in the common form."""
+def _count_all(b, starts, ends, t0, t1, counts):
+    """Per track ``t0:t1``: frames, strings and characters (``counts[t]``); ``counts[t, 0]``
+    is -1 for a track that is not in the common form."""
     dummy_u8 = np.empty(0, np.uint8)
     dummy_i = np.empty(0, np.int64)
     dummy_hw = np.empty((0, 2), np.int64)
-    for t in range(starts.shape[0]):
+    for t in range(t0, t1):
         ok, nf, ns, nc = _track(
             b, starts[t], ends[t], dummy_u8, 0, False, dummy_i, 0, dummy_hw, dummy_i, 0
         )
-        if not ok:
-            return False
-        counts[t, 0] = nf
+        counts[t, 0] = nf if ok else -1
         counts[t, 1] = ns
         counts[t, 2] = nc
-    return True
 
 
 @_jit
-def _fill_all(b, starts, ends, frame0, string0, char0, out, fs, hw, cs):
-    for t in range(starts.shape[0]):
+def _fill_all(b, starts, ends, t0, t1, frame0, string0, char0, out, fs, hw, cs):
+    for t in range(t0, t1):
         _track(b, starts[t], ends[t], out, char0[t], True, fs, frame0[t], hw, cs, string0[t])
 
 
@@ -216,7 +215,10 @@ def read_segmentations(raw: bytes, slices: list) -> dict[str, np.ndarray] | None
     if n and (starts.min() < 0 or ends.max() > buf.size):
         return None  # not views into raw (should not happen): take the general path
     counts = np.zeros((n, 3), dtype=np.int64)
-    if not _count_all(buf, starts, ends, counts):
+    cost = ends - starts
+    run_chunks(lambda t0, t1: _count_all(buf, starts, ends, t0, t1, counts), n, cost=cost,
+               min_cost=1 << 20)  # fmt: skip
+    if n and counts[:, 0].min() < 0:
         return None
     frame_start, string0, char0 = (_offsets(counts[:, i]) for i in range(3))
     chars = np.empty(int(char0[-1]), dtype=np.uint8)
@@ -224,7 +226,11 @@ def read_segmentations(raw: bytes, slices: list) -> dict[str, np.ndarray] | None
     size = np.empty((int(string0[-1]), 2), dtype=np.int64)
     char_start = np.empty(int(string0[-1]) + 1, dtype=np.int64)
     char_start[-1] = chars.shape[0]
-    _fill_all(buf, starts, ends, frame_start, string0, char0, chars, frame_string, size, char_start)
+    run_chunks(
+        lambda t0, t1: _fill_all(buf, starts, ends, t0, t1, frame_start, string0, char0, chars,
+                                 frame_string, size, char_start),
+        n, cost=cost, min_cost=1 << 20,
+    )  # fmt: skip
     return {
         "chars": chars,
         "char_start": char_start,

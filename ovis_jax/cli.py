@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.abc
 import importlib.resources
 import json
 import logging
@@ -284,6 +285,34 @@ def _enable_compilation_cache(cache_dir: str) -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+class _NoScipyLinalg(importlib.abc.MetaPathFinder):
+    """Refuses ``scipy.linalg`` imports (see :func:`_start_numba`)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "scipy.linalg" or name.startswith("scipy.linalg."):
+            raise ImportError("not needed by ovis_jax's kernels")
+        return None
+
+
+def _start_numba() -> None:
+    """Initialises numba without its BLAS probe.
+
+    On first use numba imports ``numba.np.arraymath``, which imports ``scipy.linalg`` only to
+    learn whether ``np.dot`` / ``np.linalg`` can be compiled; that import is 0.15-0.35 s of a
+    CLI run here (measured) and none of ovis_jax's kernels uses linear algebra. The CLI owns
+    its process, so it lets numba find no BLAS (only numba's own ``np.linalg`` support is off
+    in this process; ``scipy.linalg`` itself imports normally afterwards).
+    """
+    if "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
+        return
+    finder = _NoScipyLinalg()
+    sys.meta_path.insert(0, finder)
+    try:
+        import numba.np.arraymath  # noqa: F401
+    finally:
+        sys.meta_path.remove(finder)
+
+
 def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     """Runs the command line.
 
@@ -302,6 +331,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         parser.error("--demo takes no --gt / --results")
     if (args.gt is None) != (args.results is None):
         parser.error("--gt and --results go together (or give neither, for the demo)")
+    _start_numba()
     with _logging_configured(args.verbose, args.quiet) as hold:
         try:
             if args.gt is None:

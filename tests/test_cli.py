@@ -295,16 +295,9 @@ def test_cpu_backend_does_not_import_jax():
 def test_second_cli_run_compiles_nothing(tmp_path):
     """numba's on-disk cache: the first process compiles the kernels, the second loads them."""
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba"), "NUMBA_DEBUG_CACHE": "1"}
-    runs = [
-        subprocess.run(
-            [sys.executable, "-m", "ovis_jax.eval", "--backend", "cpu", "-q"],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=900,
-        )  # fmt: skip
-        for _ in range(2)
-    ]
+    cmd = [sys.executable, "-m", "ovis_jax.eval", "--backend", "cpu", "-q"]
+    runs = [subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)]
+    runs.append(subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900))
     assert [r.returncode for r in runs] == [0, 0], runs[1].stderr
     assert "data saved" in runs[0].stdout + runs[0].stderr  # compiled and cached
     second = runs[1].stdout + runs[1].stderr

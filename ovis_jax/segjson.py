@@ -163,25 +163,19 @@ def _track(b, p, end, out, o, write, fs, f, hw, cs, s):
 
 
 @_jit
-def _count_all(b, starts, ends, t0, t1, counts):
-    """Per track ``t0:t1``: frames, strings and characters (``counts[t]``); ``counts[t, 0]``
-    is -1 for a track that is not in the common form."""
-    dummy_u8 = np.empty(0, np.uint8)
-    dummy_i = np.empty(0, np.int64)
-    dummy_hw = np.empty((0, 2), np.int64)
+def _walk_all(b, starts, ends, t0, t1, write, counts, frame0, string0, char0, out, fs, hw, cs):
+    """Tracks ``t0:t1``: without ``write``, counts each track's frames, strings and characters
+    into ``counts[t]`` (``counts[t, 0] = -1`` for a track not in the common form); with it,
+    fills the outputs at the offsets ``frame0``, ``string0``, ``char0`` (see :func:`_track`).
+    One kernel for both passes: one compilation."""
     for t in range(t0, t1):
         ok, nf, ns, nc = _track(
-            b, starts[t], ends[t], dummy_u8, 0, False, dummy_i, 0, dummy_hw, dummy_i, 0
+            b, starts[t], ends[t], out, char0[t], write, fs, frame0[t], hw, cs, string0[t]
         )
-        counts[t, 0] = nf if ok else -1
-        counts[t, 1] = ns
-        counts[t, 2] = nc
-
-
-@_jit
-def _fill_all(b, starts, ends, t0, t1, frame0, string0, char0, out, fs, hw, cs):
-    for t in range(t0, t1):
-        _track(b, starts[t], ends[t], out, char0[t], True, fs, frame0[t], hw, cs, string0[t])
+        if not write:
+            counts[t, 0] = nf if ok else -1
+            counts[t, 1] = ns
+            counts[t, 2] = nc
 
 
 def _offsets(x: np.ndarray) -> np.ndarray:
@@ -216,8 +210,14 @@ def read_segmentations(raw: bytes, slices: list) -> dict[str, np.ndarray] | None
         return None  # not views into raw (should not happen): take the general path
     counts = np.zeros((n, 3), dtype=np.int64)
     cost = ends - starts
-    run_chunks(lambda t0, t1: _count_all(buf, starts, ends, t0, t1, counts), n, cost=cost,
-               min_cost=1 << 20)  # fmt: skip
+    zeros = np.zeros(n, dtype=np.int64)
+    none_u8, none_i = np.empty(0, np.uint8), np.empty(0, np.int64)
+    none_hw = np.empty((0, 2), np.int64)
+    run_chunks(
+        lambda t0, t1: _walk_all(buf, starts, ends, t0, t1, False, counts, zeros, zeros, zeros,
+                                 none_u8, none_i, none_hw, none_i),
+        n, cost=cost, min_cost=1 << 20,
+    )  # fmt: skip
     if n and counts[:, 0].min() < 0:
         return None
     frame_start, string0, char0 = (_offsets(counts[:, i]) for i in range(3))
@@ -227,8 +227,8 @@ def read_segmentations(raw: bytes, slices: list) -> dict[str, np.ndarray] | None
     char_start = np.empty(int(string0[-1]) + 1, dtype=np.int64)
     char_start[-1] = chars.shape[0]
     run_chunks(
-        lambda t0, t1: _fill_all(buf, starts, ends, t0, t1, frame_start, string0, char0, chars,
-                                 frame_string, size, char_start),
+        lambda t0, t1: _walk_all(buf, starts, ends, t0, t1, True, counts, frame_start, string0,
+                                 char0, chars, frame_string, size, char_start),
         n, cost=cost, min_cost=1 << 20,
     )  # fmt: skip
     return {

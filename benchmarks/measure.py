@@ -101,6 +101,7 @@ def run_measured(
         if rec.get("returncode") != 0:
             tail = Path(err).read_text(errors="replace")[-3000:] if os.path.exists(err) else ""
             why = "timed out" if rec.get("timed_out") else f"exit status {rec.get('returncode')}"
+            # (a negative status is a signal: report.explain says which)
             rec["error"] = f"{why}\n{tail}".strip()
     rec["command"] = " ".join(["python", *cmd[1:]] if cmd[0] == sys.executable else cmd)
     return rec

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import Callable
 
 import jax
@@ -309,6 +310,13 @@ def evaluate_tracks(
         The :class:`~ovis_jax.EvalResult`.
     """
     params = params or EvalParams()
+    clock = [time.perf_counter()]
+    timings: dict[str, float] = {}
+
+    def lap(stage: str) -> None:
+        clock.append(time.perf_counter())
+        timings[stage] = clock[-1] - clock[-2]
+
     n_k = gt.category_ids.shape[0]
     keys, d_sel, d_group, d_rank, g_group, g_rank = _groups(
         gt, video_id, category_id, score, params.max_dets[-1]
@@ -331,8 +339,10 @@ def evaluate_tracks(
     per_d = g_count[d_group]
     pair_d = np.repeat(d_sel, per_d)
     pair_g = g_order[np.repeat(g_first[d_group], per_d) + ragged_arange(per_d)]
+    lap("grouping")
     with jax.enable_x64(True), _float64_device():
         inter = pair_intersections(pair_d, pair_g)
+        lap("intersections")
         g_area = gt.masks.track_areas()
         n_pairs = pair_d.shape[0]
         pad = bucket(n_pairs, 64) - n_pairs
@@ -361,5 +371,9 @@ def evaluate_tracks(
         npig = np.zeros((n_k, area_bounds.shape[0], occ_bounds.shape[0]), dtype=np.int64)
         np.add.at(npig, g_k, (~gt_ignore).astype(np.int64))
         logger.info("matching and accumulation of %d results", d_sel.shape[0])
+        lap("ious")
         precision, recall = match_and_accumulate(mi, params=params, num_categories=n_k, npig=npig)
-    return result_from_arrays(gt, precision, recall, params=params, warnings=tuple(warnings))
+        lap("matching_accumulation")
+    out = result_from_arrays(gt, precision, recall, params=params, warnings=tuple(warnings))
+    lap("summary")
+    return dataclasses.replace(out, backend="jax", timings=timings)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import time
 from collections.abc import Callable
 
 import jax
@@ -24,6 +23,7 @@ from ovis_jax.iou import track_ious
 from ovis_jax.loading import GroundTruth, Results
 from ovis_jax.matching import match_groups
 from ovis_jax.params import EvalParams
+from ovis_jax.progress import Stopwatch
 from ovis_jax.rle import MaskTable
 from ovis_jax.summary import EvalResult, result_from_arrays
 
@@ -310,12 +310,8 @@ def evaluate_tracks(
         The :class:`~ovis_jax.EvalResult`.
     """
     params = params or EvalParams()
-    clock = [time.perf_counter()]
-    timings: dict[str, float] = {}
-
-    def lap(stage: str) -> None:
-        clock.append(time.perf_counter())
-        timings[stage] = clock[-1] - clock[-2]
+    watch = Stopwatch()
+    lap = watch.lap
 
     n_k = gt.category_ids.shape[0]
     keys, d_sel, d_group, d_rank, g_group, g_rank = _groups(
@@ -376,4 +372,4 @@ def evaluate_tracks(
         lap("matching_accumulation")
     out = result_from_arrays(gt, precision, recall, params=params, warnings=tuple(warnings))
     lap("summary")
-    return dataclasses.replace(out, backend="jax", timings=timings)
+    return dataclasses.replace(out, backend="jax", timings=watch.timings)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 
 import numpy as np
 
@@ -20,6 +19,7 @@ from ovis_jax import cpu_kernels as K
 from ovis_jax.grouping import Groups, group_tracks, gt_ignore_flags, range_flags
 from ovis_jax.loading import GroundTruth, Results
 from ovis_jax.params import EvalParams
+from ovis_jax.progress import Stopwatch
 from ovis_jax.rle import MaskTable
 from ovis_jax.summary import EvalResult, result_from_arrays
 
@@ -132,12 +132,8 @@ def evaluate_cpu(
         The :class:`~ovis_jax.EvalResult`; ``timings`` has the seconds of each stage.
     """
     params = params or EvalParams()
-    clock = [time.perf_counter()]
-    timings: dict[str, float] = {}
-
-    def lap(stage: str) -> None:
-        clock.append(time.perf_counter())
-        timings[stage] = clock[-1] - clock[-2]
+    watch = Stopwatch()
+    lap = watch.lap
 
     groups = group_tracks(
         gt, results.video_id, results.category_id, results.score, max_det=params.max_dets[-1]
@@ -152,4 +148,4 @@ def evaluate_cpu(
     lap("accumulation")
     out = result_from_arrays(gt, precision, recall, params=params, warnings=results.warnings)
     lap("summary")
-    return dataclasses.replace(out, backend="cpu", timings=timings)
+    return dataclasses.replace(out, backend="cpu", timings=watch.timings)

@@ -1,15 +1,31 @@
-"""Progress of long work, reported through :mod:`logging` (the library never prints).
+"""Progress and timings of long work, reported through :mod:`logging` (the library never prints).
 
 :func:`report` logs an INFO record carrying ``record.progress = (done, total, what)``. The CLI
 renders such records as a progress bar on stderr; any other logging setup sees ordinary
-messages (at most about one per 5 % of the work).
+messages (at most about one per 5 % of the work). :class:`Stopwatch` times the stages of an
+evaluation for ``EvalResult.timings``.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
-__all__ = ["report"]
+__all__ = ["Stopwatch", "report"]
+
+
+class Stopwatch:
+    """Seconds per stage: ``lap(name)`` closes the stage that began at the previous lap (or at
+    construction); ``timings`` holds them in order."""
+
+    def __init__(self) -> None:
+        self._last = time.perf_counter()
+        self.timings: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = now - self._last
+        self._last = now
 
 
 def report(logger: logging.Logger, done: int, total: int, what: str) -> None:

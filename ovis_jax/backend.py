@@ -262,8 +262,9 @@ def evaluate_jax(
         logger.info("intersections of %d track pairs", pair_d.shape[0])
         pf_pair, pf_d, pf_g = pair_frames(d, g, pair_d, pair_g)
         return device_pair_intersections(
-            d.chars, d.char_start, g.chars, g.char_start, pf_d, pf_g, pf_pair, pair_d.shape[0]
-        )
+            d.chars, d.char_start, g.chars, g.char_start, pf_d, pf_g, pf_pair, pair_d.shape[0],
+            d_values=d.string_values, g_values=g.string_values,
+        )  # fmt: skip
 
     return evaluate_tracks(
         gt,

@@ -2,14 +2,14 @@
 
 The host hands over the raw ``counts`` strings of all result and ground-truth frames (two
 concatenated byte buffers with offsets) and a list of *pair-frames*: (result string, ground-truth
-string, track pair). Everything after that runs on JAX's default device, in int64 under a scoped
-``jax.enable_x64(True)``, and only the per-pair sums come back.
+string, track pair). The pair-frames are processed in chunks (below); for each, the host gathers
+just the strings the chunk references into a compact buffer and the device decodes and
+intersects them, in int64 under a scoped ``jax.enable_x64(True)``; only per-pair sums come back.
 
-**Decoding** (:func:`_prepare`: one jitted call on both buffers, concatenated on the host and
-sent to the device once; no loop over strings). A compressed RLE string is a sequence of values,
-each 1..7 characters ``c - 48`` holding 5 payload bits (least significant first) and a "more
-follows" bit 0x20; the last character of a value carries the sign in bit 0x10. Over the whole
-buffer at once:
+**Decoding** (:func:`_prepare`: one jitted call on a chunk's buffer; no loop over strings). A
+compressed RLE string is a sequence of values, each 1..7 characters ``c - 48`` holding 5 payload
+bits (least significant first) and a "more follows" bit 0x20; the last character of a value
+carries the sign in bit 0x10. Over the whole buffer at once:
 
 1. a character ends a value iff its bit 0x20 is clear; an exclusive cumsum of these flags gives
    each character its value index, and a running maximum (``lax.cummax``) of the value starts its
@@ -25,21 +25,27 @@ buffer at once:
 Runs alternate background / foreground starting with background: run ``k`` is foreground iff
 ``k`` is odd.
 
-**Intersections** (:func:`_intersect_chunk`). The runs of both buffers are laid end to end on one
-global pixel axis (string after string), with inclusive cumsums ``E`` (end of each run) and ``F``
-(foreground pixels up to the end of each run). The foreground pixels before a global position
+**Intersections** (:func:`_intersect_chunk`). The runs of the chunk's strings are laid end to end on
+one global pixel axis (string after string), with inclusive cumsums ``E`` (end of each run) and
+``F`` (foreground pixels up to the end of each run). The foreground pixels before a global position
 ``X`` are ``C(X) = F[i] - [fg i] (E[i] - X)`` with ``i`` the first run whose end exceeds ``X`` (one
-``searchsorted`` into ``E``), ``F[-1]`` past the last run. For a pair-frame with query string
-``q`` and base string ``b`` (same frame size), each foreground run ``[s, e)`` of ``q``, shifted to
-``b``'s place on the axis, meets ``b`` in ``C(e') - C(s')`` pixels. Sums over the query runs of a
+``searchsorted`` into ``E``), ``F[-1]`` past the last run. For a pair-frame with query string ``q``
+and base string ``b`` (same frame size), each foreground run ``[s, e)`` of ``q``, shifted to ``b``'s
+place on the axis, meets ``b`` in ``C(e') - C(s')`` pixels. Sums over the query runs of a
 pair-frame, then over the pair-frames of a pair (``segment_sum``), give the intersections.
 
-The host only knows the strings' character counts, an upper bound on their numbers of values: a
-pair-frame gets ``chars // 2`` query slots (>= its foreground runs) on the side with fewer
-characters. Pair-frames are processed in chunks of at most ``_CHUNK_SLOTS`` slots, so device
-memory stays bounded; every array is padded to a power-of-4 bucket so that inputs of similar
-size reuse the compiled kernels. (The decode is not chunked: its temporaries are a few int64 per
-padded character of both buffers.)
+**Chunks** (:func:`_chunk_bounds`). The host only knows the strings' character counts, an upper
+bound on their numbers of values: a pair-frame gets ``chars // 2`` query slots (>= its foreground
+runs; exactly its foreground runs when the caller passes the strings' numbers of values, as
+the JAX backend does) on the side with fewer characters (none for fewer than two characters, a single value: an
+empty mask; such pair-frames are dropped). Consecutive pair-frames form a chunk while it needs at
+most ``_CHUNK_SLOTS`` slots and its distinct strings (each counted once, however many of its
+pair-frames use it) hold at most ``_CHUNK_CHARS`` characters; a single pair-frame over a bound gets
+a chunk of its own. So device memory is bounded whatever the data size: a few int64 per padded
+character and per padded slot of one chunk (two chunks are resident at once: the host prepares the
+next while the device runs the current one). A string used by several chunks is decoded by each.
+Every array is padded to a power-of-4 bucket so that chunks of similar size reuse the compiled
+kernels (most chunks are full, so they share one); pairs are renumbered within each chunk.
 
 Meant for a GPU: on a CPU, XLA's cumulative sums and binary searches are ~15× slower than NumPy's,
 and the host path of :mod:`ovis_jax.iou` is the faster choice there.
@@ -58,8 +64,11 @@ import numpy as np
 __all__ = ["device_pair_intersections"]
 
 _MIN_BUCKET = 1 << 12
-# At most this many query runs (slots) per chunk of pair-frames: bounds device memory.
+# Per chunk of pair-frames (one device call), at most this many characters of the strings it
+# references and this many query slots: together they bound device memory, whatever the data.
+_CHUNK_CHARS = 1 << 22
 _CHUNK_SLOTS = 1 << 22
+_MIN_WINDOW = 1 << 10  # pair-frames first looked at by the chunker (then doubled as needed)
 _ZERO_CHAR = 48  # b"0": a one-character value 0, used as padding
 
 
@@ -72,7 +81,7 @@ def _bucket(n: int, minimum: int = _MIN_BUCKET) -> int:
 
 
 class _RunTable(NamedTuple):
-    """Runs of all strings of both buffers on one global pixel axis (device arrays).
+    """Runs of the strings of one chunk on one global pixel axis (device arrays).
 
     Attributes:
         end: int64[N] global position one past each run (inclusive cumsum of run lengths).
@@ -138,7 +147,7 @@ def _prepare(chars: jax.Array, char_start: jax.Array) -> _RunTable:
     """Decodes a padded buffer of compressed RLE strings into runs on one global pixel axis.
 
     Args:
-        chars: uint8[C] all strings concatenated, padded with ``b"0"`` (C even).
+        chars: uint8[C] the strings concatenated, padded with ``b"0"`` (C even).
         char_start: int64[S + 1] string offsets, padded with the real number of characters.
 
     Returns:
@@ -180,7 +189,7 @@ def _intersect_chunk(
     """Intersections of one chunk of pair-frames, summed per pair.
 
     Args:
-        table: the runs of all strings.
+        table: the runs of the chunk's strings.
         pf_q, pf_b: int64[F] query and base string (index into ``table.vstart``).
         pf_pair: int64[F] pair of each pair-frame, non-decreasing (``num_pairs`` for padding).
         slot_start: int64[F + 1] first query slot of each pair-frame (slot ``j`` of a
@@ -214,30 +223,22 @@ def _pad(x: np.ndarray, size: int, fill: int, dtype=np.int64) -> np.ndarray:
     return out
 
 
-def _device_buffer(
-    d_chars: np.ndarray, d_char_start: np.ndarray, g_chars: np.ndarray, g_char_start: np.ndarray
-) -> tuple[jax.Array, jax.Array]:
-    """Both buffers as one (ground-truth string ``s`` becomes string ``S_d + s``), padded to
-    bucket sizes, on the device."""
-    n_d = int(d_char_start[-1])
-    starts = np.concatenate([d_char_start[:-1], g_char_start + n_d])
-    starts = _pad(starts, _bucket(starts.shape[0]), int(starts[-1]))
-    chars = np.full(_bucket(n_d + int(g_char_start[-1])), _ZERO_CHAR, dtype=np.uint8)
-    chars[:n_d] = np.asarray(d_chars, dtype=np.uint8)[:n_d]
-    chars[n_d : int(starts[-1])] = np.asarray(g_chars, dtype=np.uint8)[: int(g_char_start[-1])]
-    return jax.device_put(chars), jax.device_put(starts)
+def _ragged_gather(chars: np.ndarray, start: np.ndarray, length: np.ndarray, out: np.ndarray):
+    """Writes ``chars[start[k]:start[k] + length[k]]`` for all ``k``, end to end, to ``out``.
 
-
-def _chunk_bounds(slots: np.ndarray, limit: int) -> list[int]:
-    """Boundaries of consecutive pair-frame chunks of at most ``limit`` slots each (a single
-    pair-frame over the limit gets a chunk of its own)."""
-    csum = np.cumsum(slots)
-    bounds = [0]
-    while bounds[-1] < slots.shape[0]:
-        base = csum[bounds[-1] - 1] if bounds[-1] else 0
-        nxt = int(np.searchsorted(csum, base + limit, side="right"))
-        bounds.append(max(nxt, bounds[-1] + 1))
-    return bounds
+    No loop: the source index of every output character is a cumsum of ones with a jump at
+    each string's first character (one int64 per character).
+    """
+    keep = length > 0
+    start, length = start[keep], length[keep]
+    total = int(length.sum())
+    if total == 0:
+        return
+    idx = np.ones(total, dtype=np.int64)
+    idx[0] = start[0]
+    idx[np.cumsum(length[:-1])] = start[1:] - (start[:-1] + length[:-1] - 1)
+    np.cumsum(idx, out=idx)
+    out[:total] = chars[idx]
 
 
 def _query_sides(
@@ -245,9 +246,9 @@ def _query_sides(
     g_char_start: np.ndarray,
     pf_d: np.ndarray,
     pf_g: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per pair-frame: query string, base string (indices into the combined table) and the
-    number of query slots; the query is the side with fewer characters."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per pair-frame: query string, base string (indices into the combined string list) and
+    their numbers of characters; the query is the side with fewer characters."""
     g_offset = d_char_start.shape[0] - 1  # ground-truth strings follow the result strings
     d_len = (d_char_start[1:] - d_char_start[:-1])[pf_d]
     g_len = (g_char_start[1:] - g_char_start[:-1])[pf_g]
@@ -255,9 +256,111 @@ def _query_sides(
     g_index = pf_g + g_offset
     pf_q = np.where(d_query, pf_d, g_index)
     pf_b = np.where(d_query, g_index, pf_d)
-    # A string of n characters has at most n values, of which at most n // 2 are foreground.
-    slots = np.where(d_query, d_len, g_len) // 2
-    return pf_q, pf_b, slots
+    return pf_q, pf_b, np.where(d_query, d_len, g_len), np.where(d_query, g_len, d_len)
+
+
+def _previous_use(pf_q: np.ndarray, pf_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair-frame, the last earlier pair-frame that references its query (resp. base)
+    string, on either side; -1 for none."""
+    ids = np.stack([pf_q, pf_b], axis=1).reshape(-1)  # reference r is of pair-frame r // 2
+    order = np.argsort(ids, kind="stable")  # by string, then by pair-frame
+    repeat = np.zeros(ids.shape[0], dtype=bool)
+    repeat[1:] = ids[order[1:]] == ids[order[:-1]]
+    prev = np.empty(ids.shape[0], dtype=np.int64)
+    prev[order] = np.where(repeat, np.concatenate([[-1], order[:-1] // 2]), -1)
+    return prev[0::2], prev[1::2]
+
+
+def _chunk_bounds(
+    slots: np.ndarray, q_len: np.ndarray, b_len: np.ndarray, pf_q: np.ndarray, pf_b: np.ndarray
+) -> list[int]:
+    """Boundaries of consecutive pair-frame chunks, each needing at most ``_CHUNK_SLOTS`` query
+    slots and referencing at most ``_CHUNK_CHARS`` characters (a string counted once per chunk);
+    a single pair-frame over either bound gets a chunk of its own.
+
+    The characters of a chunk ``[c0, c1)`` are those of its string references whose previous use
+    is before ``c0`` (the first use within the chunk): a cumsum and a binary search over a window
+    of pair-frames from ``c0``, grown by doubling, so that each chunk costs O(its length) here.
+    """
+    prev_q, prev_b = _previous_use(pf_q, pf_b)
+    slot_csum = np.cumsum(slots)
+    window = _MIN_WINDOW
+    bounds = [0]
+    while bounds[-1] < slots.shape[0]:
+        c0 = bounds[-1]
+        base = int(slot_csum[c0 - 1]) if c0 else 0
+        stop = int(np.searchsorted(slot_csum, base + _CHUNK_SLOTS, side="right"))
+        while True:
+            w1 = min(stop, c0 + window)
+            new = np.where(prev_q[c0:w1] < c0, q_len[c0:w1], 0)
+            new += np.where(prev_b[c0:w1] < c0, b_len[c0:w1], 0)
+            n = int(np.searchsorted(np.cumsum(new), _CHUNK_CHARS, side="right"))
+            if n < w1 - c0 or w1 == stop:
+                break
+            window *= 2
+        window = max(_MIN_WINDOW, 2 * n)
+        bounds.append(max(c0 + n, c0 + 1))
+    return bounds
+
+
+class _Strings(NamedTuple):
+    """The strings of both sides on the host; string ``s >= S_d`` is ground-truth ``s - S_d``."""
+
+    d_chars: np.ndarray
+    d_start: np.ndarray
+    g_chars: np.ndarray
+    g_start: np.ndarray
+
+
+def _chunk_buffer(strings: _Strings, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The padded character buffer and string offsets of the sorted distinct strings ``ids``
+    (the input of :func:`_prepare`)."""
+    n_d = strings.d_start.shape[0] - 1
+    split = int(np.searchsorted(ids, n_d))
+    d_ids, g_ids = ids[:split], ids[split:] - n_d
+    d_len = strings.d_start[d_ids + 1] - strings.d_start[d_ids]
+    g_len = strings.g_start[g_ids + 1] - strings.g_start[g_ids]
+    start = np.zeros(ids.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.concatenate([d_len, g_len]), out=start[1:])
+    total, n_d_chars = int(start[-1]), int(start[split])
+    chars = np.full(_bucket(total), _ZERO_CHAR, dtype=np.uint8)
+    _ragged_gather(strings.d_chars, strings.d_start[d_ids], d_len, chars)
+    _ragged_gather(strings.g_chars, strings.g_start[g_ids], g_len, chars[n_d_chars:])
+    return chars, _pad(start, _bucket(start.shape[0]), total)
+
+
+def _dispatch_chunk(
+    strings: _Strings, pf_q: np.ndarray, pf_b: np.ndarray, pf_pair: np.ndarray, slots: np.ndarray
+) -> tuple[np.ndarray, jax.Array]:
+    """Starts one chunk on the device: decodes just the strings it references, intersects.
+
+    Returns:
+        ``(pairs, sums)``: the distinct pairs of the chunk and (on the device, not awaited)
+        their intersections, padded.
+    """
+    ids, inverse = np.unique(np.concatenate([pf_q, pf_b]), return_inverse=True)
+    inverse = inverse.reshape(-1)
+    n = pf_q.shape[0]
+    new_pair = np.ones(n, dtype=bool)
+    new_pair[1:] = pf_pair[1:] != pf_pair[:-1]
+    pairs = pf_pair[new_pair]
+    local_pair = np.cumsum(new_pair) - 1
+    pairs_pad = _bucket(pairs.shape[0])
+    pf_size = _bucket(n + 1)
+    slot_start = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(slots, out=slot_start[1:])
+    chars, char_start = _chunk_buffer(strings, ids)
+    table = _prepare(jax.device_put(chars), jax.device_put(char_start))
+    sums = _intersect_chunk(
+        table,
+        jax.device_put(_pad(inverse[:n], pf_size, 0)),
+        jax.device_put(_pad(inverse[n:], pf_size, 0)),
+        jax.device_put(_pad(local_pair, pf_size, pairs_pad)),
+        jax.device_put(_pad(slot_start, pf_size + 1, int(slot_start[-1]))),
+        num_slots=_bucket(int(slot_start[-1])),
+        num_pairs=pairs_pad,
+    )
+    return pairs, sums
 
 
 def device_pair_intersections(
@@ -269,6 +372,9 @@ def device_pair_intersections(
     pf_g: np.ndarray,
     pf_pair: np.ndarray,
     num_pairs: int,
+    *,
+    d_values: np.ndarray | None = None,
+    g_values: np.ndarray | None = None,
 ) -> np.ndarray:
     """Exact per-pair mask intersections, decoded and computed on JAX's default device.
 
@@ -281,38 +387,50 @@ def device_pair_intersections(
         pf_g: int64[Fp] ground-truth string of each pair-frame (same frame size as ``pf_d``'s).
         pf_pair: int64[Fp] pair of each pair-frame, in ``[0, num_pairs)``, non-decreasing.
         num_pairs: number of pairs.
+        d_values, g_values: optional int64[Sd] / int64[Sg] numbers of run lengths of each
+            string (known from validation); with them each pair-frame gets exactly as many
+            query slots as its query mask has foreground runs, instead of the bound
+            ``characters // 2``.
 
     Returns:
         int64[num_pairs]: per pair, the sum over its pair-frames of the number of pixels that
         are foreground in both masks. Strings must be valid (checked by the host beforehand).
     """
     num_pairs = int(num_pairs)
+    total = np.zeros(num_pairs, dtype=np.int64)
     pf_pair = np.asarray(pf_pair, dtype=np.int64)
     if num_pairs == 0 or pf_pair.shape[0] == 0:
-        return np.zeros(num_pairs, dtype=np.int64)
-    d_char_start = np.asarray(d_char_start, dtype=np.int64)
-    g_char_start = np.asarray(g_char_start, dtype=np.int64)
-    pf_q, pf_b, slots = _query_sides(
-        d_char_start, g_char_start, np.asarray(pf_d, np.int64), np.asarray(pf_g, np.int64)
+        return total
+    strings = _Strings(
+        np.asarray(d_chars, dtype=np.uint8),
+        np.asarray(d_char_start, dtype=np.int64),
+        np.asarray(g_chars, dtype=np.uint8),
+        np.asarray(g_char_start, dtype=np.int64),
     )
-    if not slots.any():  # every query mask is empty
-        return np.zeros(num_pairs, dtype=np.int64)
-    pairs_pad = _bucket(num_pairs)
+    pf_q, pf_b, q_len, b_len = _query_sides(
+        strings.d_start, strings.g_start, np.asarray(pf_d, np.int64), np.asarray(pf_g, np.int64)
+    )
+    # A string of n characters has at most n values, of which at most n // 2 are foreground:
+    # query slots. A pair-frame without any (an empty query mask) meets nothing.
+    if d_values is not None and g_values is not None:
+        values = np.concatenate([np.asarray(d_values, np.int64), np.asarray(g_values, np.int64)])
+        slots = values[pf_q] // 2
+    else:
+        slots = q_len // 2
+    keep = np.flatnonzero(slots >= 1)
+    if keep.shape[0] == 0:
+        return total
+    pf_q, pf_b, pf_pair = pf_q[keep], pf_b[keep], pf_pair[keep]
+    q_len, b_len, slots = q_len[keep], b_len[keep], slots[keep]
+    bounds = _chunk_bounds(slots, q_len, b_len, pf_q, pf_b)
+    pending = None
     with jax.enable_x64(True):
-        table = _prepare(*_device_buffer(d_chars, d_char_start, g_chars, g_char_start))
-        total = jnp.zeros(pairs_pad, dtype=jnp.int64)
-        bounds = _chunk_bounds(slots, _CHUNK_SLOTS)
         for c0, c1 in itertools.pairwise(bounds):
-            pf_size = _bucket(c1 - c0 + 1)
-            slot_start = np.zeros(c1 - c0 + 1, dtype=np.int64)
-            np.cumsum(slots[c0:c1], out=slot_start[1:])
-            total = total + _intersect_chunk(
-                table,
-                jax.device_put(_pad(pf_q[c0:c1], pf_size, 0)),
-                jax.device_put(_pad(pf_b[c0:c1], pf_size, 0)),
-                jax.device_put(_pad(pf_pair[c0:c1], pf_size, pairs_pad)),
-                jax.device_put(_pad(slot_start, pf_size + 1, int(slot_start[-1]))),
-                num_slots=_bucket(int(slot_start[-1])),
-                num_pairs=pairs_pad,
-            )
-        return np.asarray(jax.device_get(total))[:num_pairs].astype(np.int64)
+            chunk = _dispatch_chunk(strings, pf_q[c0:c1], pf_b[c0:c1], pf_pair[c0:c1], slots[c0:c1])
+            if pending is not None:  # the host prepared this chunk while that one ran
+                pairs, sums = pending
+                total[pairs] += np.asarray(jax.device_get(sums))[: pairs.shape[0]]
+            pending = chunk
+        pairs, sums = pending
+        total[pairs] += np.asarray(jax.device_get(sums))[: pairs.shape[0]]
+    return total

@@ -182,6 +182,35 @@ def test_chunking(monkeypatch):
     np.testing.assert_array_equal(run(*args), expected)
 
 
+def test_tiny_chunk_bounds(monkeypatch):
+    """Bounds on characters and slots far below the data: many chunks, each decoding only
+    its own strings (some pair-frames alone over a bound), give the same sums."""
+    rng = np.random.default_rng(5)
+    sizes = [SIZES[i] for i in rng.integers(0, len(SIZES) - 1, 60)]  # all but 300×400
+    args, expected, _, _ = random_case(rng, sizes)
+    assert len(args[0]) + len(args[1]) > 300
+    monkeypatch.setattr(device_rle, "_CHUNK_CHARS", 60)
+    monkeypatch.setattr(device_rle, "_CHUNK_SLOTS", 12)
+    monkeypatch.setattr(device_rle, "_MIN_WINDOW", 1)
+    chunks = []
+    dispatch = device_rle._dispatch_chunk
+
+    def spy(strings, pf_q, pf_b, pf_pair, slots):
+        ids = np.unique(np.concatenate([pf_q, pf_b]))
+        lengths = np.diff(
+            np.concatenate([strings.d_start, strings.g_start[1:] + strings.d_start[-1]])
+        )
+        chunks.append((pf_q.shape[0], int(lengths[ids].sum()), int(slots.sum())))
+        return dispatch(strings, pf_q, pf_b, pf_pair, slots)
+
+    monkeypatch.setattr(device_rle, "_dispatch_chunk", spy)
+    np.testing.assert_array_equal(run(*args), expected)
+    n, chars, slots = np.array(chunks).T
+    assert chunks and (n > 1).any() and (n == 1).any()
+    assert ((chars <= 60) & (slots <= 12) | (n == 1)).all()
+    assert ((chars > 60) | (slots > 12)).any()  # pair-frames alone over a bound
+
+
 def test_jit_matches_disable_jit():
     rng = np.random.default_rng(3)
     args, expected, _, _ = random_case(rng, [(5, 4), (1, 6), (6, 1)])

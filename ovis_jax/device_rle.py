@@ -37,8 +37,8 @@ pair-frame, then over the pair-frames of a pair (``segment_sum``), give the inte
 **Chunks** (:func:`_chunk_bounds`). The host only knows the strings' character counts, an upper
 bound on their numbers of values: a pair-frame gets ``chars // 2`` query slots (>= its foreground
 runs; exactly its foreground runs when the caller passes the strings' numbers of values, as
-the JAX backend does) on the side with fewer characters (none for fewer than two characters, a single value: an
-empty mask; such pair-frames are dropped). Consecutive pair-frames form a chunk while it needs at
+the JAX backend does) on the side with fewer characters (none for an empty query mask: such
+pair-frames are dropped). Consecutive pair-frames form a chunk while it needs at
 most ``_CHUNK_SLOTS`` slots and its distinct strings (each counted once, however many of its
 pair-frames use it) hold at most ``_CHUNK_CHARS`` characters; a single pair-frame over a bound gets
 a chunk of its own. So device memory is bounded whatever the data size: a few int64 per padded

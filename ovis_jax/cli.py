@@ -313,6 +313,24 @@ def _start_numba() -> None:
         sys.meta_path.remove(finder)
 
 
+def _kernels_cached() -> bool:
+    """Whether numba's disk cache holds the CPU kernels for the current sources (best effort,
+    through numba's cache objects; True when it cannot tell)."""
+    try:
+        from ovis_jax import cpu_kernels, segjson
+
+        kernels = (
+            segjson._walk_all,
+            cpu_kernels.scan_strings,
+            cpu_kernels.group_intersections,
+            cpu_kernels.match_groups,
+            cpu_kernels.accumulate,
+        )
+        return all(k._cache._cache_file._load_index() for k in kernels)
+    except Exception:  # private numba API: never let it break the CLI
+        return True
+
+
 def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     """Runs the command line.
 
@@ -332,6 +350,12 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     if (args.gt is None) != (args.results is None):
         parser.error("--gt and --results go together (or give neither, for the demo)")
     _start_numba()
+    if args.backend != "jax" and sys.stderr.isatty() and not _kernels_cached():
+        print(
+            "note: first run after an install: compiling the CPU kernels (about 10 s, once; "
+            "numba caches them for later runs)",
+            file=sys.stderr,
+        )
     with _logging_configured(args.verbose, args.quiet) as hold:
         try:
             if args.gt is None:

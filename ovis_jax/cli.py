@@ -214,12 +214,28 @@ def _demo_paths() -> Iterator[tuple[str, str]]:
 
 
 def _write_json(path: str, document: dict) -> None:
+    """Writes the JSON document atomically: a temporary file beside ``path``, then a rename, so
+    that an interrupted run never leaves a truncated result file."""
     text = json.dumps(document, indent=2, allow_nan=False) + "\n"
+    tmp = f"{path}.tmp-{os.getpid()}"
     try:
-        with open(path, "w", encoding="utf-8") as f:
+        with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
+        os.replace(tmp, path)
     except OSError as e:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
         raise _CliError(f"cannot write {path!r} ({e.strerror or e})") from e
+
+
+def _printable_streams() -> None:
+    """Escapes what stdout / stderr cannot encode (e.g. a lone surrogate in a category name)
+    instead of failing with UnicodeEncodeError in the middle of the output."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="backslashreplace")
 
 
 def _run(
@@ -349,6 +365,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         parser.error("--demo takes no --gt / --results")
     if (args.gt is None) != (args.results is None):
         parser.error("--gt and --results go together (or give neither, for the demo)")
+    _printable_streams()
     _start_numba()
     if args.backend != "jax" and sys.stderr.isatty() and not _kernels_cached():
         print(

@@ -304,6 +304,26 @@ def _read(source: Any, what: str, decoder: msgspec.json.Decoder) -> Any:
     return source
 
 
+#: Every id becomes an int64; a frame's pixel positions must fit in an int32 (the streaming
+#: evaluator's and the device kernels' run lengths), so frames have fewer than 2^31 pixels.
+_ID_RANGE = (-(2**63), 2**63 - 1)
+MAX_FRAME_PIXELS = 2**31 - 1
+
+
+def _kind(x: Any) -> str:
+    """A value for an error message, with its JSON type when that is the surprise."""
+    if isinstance(x, str):
+        return f"the string {x!r}"
+    if isinstance(x, (bool, float)) or x is None:
+        return f"{json.dumps(x)} ({'null' if x is None else type(x).__name__})"
+    return f"a {type(x).__name__}" if isinstance(x, (list, dict)) else repr(x)
+
+
+def _is_id(x: Any) -> bool:
+    """An integer that fits in int64 (ids of videos, categories, annotations)."""
+    return _is_int(x) and _ID_RANGE[0] <= x <= _ID_RANGE[1]
+
+
 def _is_int(x: Any) -> bool:
     return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
 
@@ -487,13 +507,18 @@ def _parse_videos(raw: Any) -> tuple[Video, ...]:
     for i, v in enumerate(raw):
         where = f"videos[{i}]"
         vid = _require(v, "id", where)
-        if not _is_int(vid):
-            raise FormatError(f"{where}: 'id' must be an integer, got {vid!r}")
+        if not _is_id(vid):
+            raise FormatError(f"{where}: 'id' must be an integer (64-bit), got {vid!r}")
         where = f"videos[{i}] (video_id {vid})"
         h = _require(v, "height", where)
         w = _require(v, "width", where)
         if not (_is_int(h) and _is_int(w) and h > 0 and w > 0):
             raise FormatError(f"{where}: 'height' and 'width' must be positive integers")
+        if h * w > MAX_FRAME_PIXELS:
+            raise FormatError(
+                f"{where}: frames of {h} x {w} = {h * w} pixels are not supported (at most "
+                f"2^31 - 1 = {MAX_FRAME_PIXELS} pixels per frame)"
+            )
         if "length" in v:
             length = v["length"]
         elif isinstance(v.get("file_names"), list):
@@ -514,8 +539,8 @@ def _parse_categories(raw: Any) -> tuple[np.ndarray, tuple[str, ...]]:
     cats: dict[int, str] = {}
     for i, c in enumerate(raw):
         cid = _require(c, "id", f"categories[{i}]")
-        if not _is_int(cid):
-            raise FormatError(f"categories[{i}]: 'id' must be an integer, got {cid!r}")
+        if not _is_id(cid):
+            raise FormatError(f"categories[{i}]: 'id' must be an integer (64-bit), got {cid!r}")
         if int(cid) in cats:
             raise FormatError(f"categories[{i}]: duplicated category id {cid}")
         cats[int(cid)] = str(c.get("name", cid))
@@ -633,20 +658,22 @@ def load_ground_truth(source: PathOrObject) -> GroundTruth:
         where = f"annotations[{i}]"
         vid = _require(a, "video_id", where)
         where = f"annotations[{i}] (video_id {vid})"
-        if not _is_int(vid) or int(vid) not in video_by_id:
+        if not _is_int(vid):
+            raise FormatError(f"{where}: 'video_id' must be an integer, got {_kind(vid)}")
+        if int(vid) not in video_by_id:
             raise FormatError(f"{where}: unknown video_id {vid!r} (not in 'videos')")
         video = video_by_id[int(vid)]
         aid = _require(a, "id", where)
-        if not _is_int(aid):
-            raise FormatError(f"{where}: 'id' must be an integer, got {aid!r}")
+        if not _is_id(aid):
+            raise FormatError(f"{where}: 'id' must be an integer (64-bit), got {aid!r}")
         if int(aid) in seen_ids:
             raise FormatError(
                 f"{where}: duplicated annotation id {aid} (also annotations[{seen_ids[int(aid)]}])"
             )
         seen_ids[int(aid)] = i
         cid = _require(a, "category_id", where)
-        if not _is_int(cid):
-            raise FormatError(f"{where}: 'category_id' must be an integer, got {cid!r}")
+        if not _is_id(cid):
+            raise FormatError(f"{where}: 'category_id' must be an integer (64-bit), got {cid!r}")
         segs = _require(a, "segmentations", where)
         iscrowd = a.get("iscrowd", 0)
         if iscrowd not in (0, 1, True, False):
@@ -776,12 +803,14 @@ def load_results(source: PathOrObject, gt: GroundTruth) -> Results:
         where = f"results[{i}]"
         vid = _require(r, "video_id", where)
         where = f"results[{i}] (video_id {vid})"
-        if not _is_int(vid) or int(vid) not in video_by_id:
+        if not _is_int(vid):
+            raise FormatError(f"{where}: 'video_id' must be an integer, got {_kind(vid)}")
+        if int(vid) not in video_by_id:
             raise FormatError(f"{where}: unknown video_id {vid!r} (not in the ground truth)")
         video = video_by_id[int(vid)]
         cid = _require(r, "category_id", where)
-        if not _is_int(cid):
-            raise FormatError(f"{where}: 'category_id' must be an integer, got {cid!r}")
+        if not _is_id(cid):
+            raise FormatError(f"{where}: 'category_id' must be an integer (64-bit), got {cid!r}")
         score = _require(r, "score", where)
         if not _is_finite_number(score):
             raise FormatError(f"{where}: 'score' must be a finite number, got {score!r}")

@@ -302,3 +302,18 @@ def test_second_cli_run_compiles_nothing(tmp_path):
     assert "data saved" in runs[0].stdout + runs[0].stderr  # compiled and cached
     second = runs[1].stdout + runs[1].stderr
     assert "data saved" not in second and "data loaded" in second
+
+
+def test_unprintable_category_name_is_escaped(tmp_path, tiny):
+    """A lone surrogate (valid JSON, not encodable) in a category name: printed escaped."""
+    gt, results = tiny
+    gt["categories"][0]["name"] = "\ud800cat"
+    gt_path, res_path = tmp_path / "gt.json", tmp_path / "res.json"
+    gt_path.write_text(json.dumps(gt))  # ensure_ascii: written as the escape \ud800
+    res_path.write_text(json.dumps(results))
+    out = tmp_path / "out.json"
+    proc = run_cli("--gt", str(gt_path), "--results", str(res_path), "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "\\ud800cat" in proc.stdout
+    assert json.loads(out.read_text())["per_category"][0]["name"] == "\ud800cat"
+    assert not list(tmp_path.glob("*.tmp-*"))  # the atomic write left no temporary file

@@ -411,3 +411,53 @@ def test_loading_restores_the_garbage_collector_state(tiny):
     with pytest.raises(ovis_jax.FormatError):
         load_ground_truth(gt)
     assert gc.isenabled()  # restored on errors too
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "expected"),
+    [
+        (
+            "category",
+            2**63,
+            "categories[0]: 'id' must be an integer (64-bit), got 9223372036854775808",
+        ),
+        ("video", -(2**63) - 1, "videos[0]: 'id' must be an integer (64-bit)"),
+        ("annotation", 2**64, "annotations[0] (video_id 1): 'id' must be an integer (64-bit)"),
+    ],
+)
+def test_ids_beyond_64_bits_are_named(tiny, where, value, expected):
+    gt, _ = tiny
+    {"category": gt["categories"], "video": gt["videos"], "annotation": gt["annotations"]}[where][
+        0
+    ]["id"] = value
+    with pytest.raises(FormatError) as e:
+        load_ground_truth(gt)
+    assert expected in str(e.value)
+
+
+def test_result_category_beyond_64_bits(tiny):
+    gt, results = tiny
+    results[1]["category_id"] = 2**63
+    with pytest.raises(FormatError, match=r"results\[1\] \(video_id 1\): 'category_id' must be"):
+        load_results(results, load_ground_truth(gt))
+
+
+def test_frames_of_2_31_pixels_or_more_are_refused(tiny):
+    """Every backend counts pixel positions in 32 bits somewhere: refused, never wrong numbers."""
+    gt, _ = tiny
+    gt["videos"][0].update(height=1, width=3_000_000_000)
+    with pytest.raises(FormatError, match=r"videos\[0\] \(video_id 1\): frames of 1 x 3000000000"):
+        load_ground_truth(gt)
+    gt["videos"][0].update(height=46341, width=46341)  # 2,147,488,281 > 2^31 - 1
+    with pytest.raises(FormatError, match="at most 2\\^31 - 1"):
+        load_ground_truth(gt)
+
+
+def test_video_id_given_as_a_string_says_so(tiny):
+    gt, results = tiny
+    results[0]["video_id"] = "1"
+    with pytest.raises(FormatError) as e:
+        load_results(results, load_ground_truth(gt))
+    assert (
+        str(e.value) == "results[0] (video_id 1): 'video_id' must be an integer, got the string '1'"
+    )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import tempfile
 import warnings
 
@@ -182,6 +183,8 @@ def main() -> None:
     print(f"restored step {step} from {directory}: AP {again.stats['AP']:.4f} (same as logged)")
     # The evaluator state holds everything: the same numbers as the official file path.
     print(ovis_jax.format_summary(again))
+    if args.checkpoint_dir is None:  # our own temporary directory: leave nothing behind
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 if __name__ == "__main__":

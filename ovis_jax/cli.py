@@ -391,6 +391,9 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
             # stdout closed early (e.g. piped into `head`): stop quietly, as other tools do.
             _silence_stdout()
             return EXIT_BROKEN_PIPE
+        except OSError as e:  # an input that cannot be read
+            print(f"error: cannot read {e.filename!r} ({e.strerror or e})", file=sys.stderr)
+            return EXIT_ERROR
     return EXIT_OK
 
 

@@ -8,6 +8,7 @@ was expected. The caller's objects are never mutated.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import gc
 import hashlib
@@ -15,6 +16,7 @@ import json
 import logging
 import math
 import os
+import reprlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -187,7 +189,7 @@ def _parse(raw: bytes, decoder: msgspec.json.Decoder, label: str) -> Any:
 
     try:
         typed = decoder.decode(raw)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         typed = None
     if typed is not None:
         tracks = typed.annotations if isinstance(typed, _TypedGroundTruth) else typed
@@ -197,7 +199,7 @@ def _parse(raw: bytes, decoder: msgspec.json.Decoder, label: str) -> Any:
         del typed, tracks
     try:
         return _UNTYPED.decode(raw)
-    except msgspec.DecodeError as e:
+    except (msgspec.DecodeError, RecursionError) as e:
         try:
             return json.loads(raw)
         except (ValueError, UnicodeDecodeError, RecursionError):
@@ -291,17 +293,35 @@ def _collectors(data: Any) -> tuple[Any, Any]:
 
 
 def _read(source: Any, what: str, decoder: msgspec.json.Decoder) -> Any:
-    """A path's parsed contents (see :func:`_parse`), or an already-parsed object as is."""
+    """A path's parsed contents (see :func:`_parse`), or an already-parsed object as is.
+
+    Raises:
+        OSError: the file cannot be read (``FileNotFoundError`` when it does not exist).
+        FormatError: it is not JSON (a zip or gzip archive is named as such).
+    """
     if isinstance(source, (str, os.PathLike)):
-        try:
-            with open(source, "rb") as f:
-                raw = f.read()
-        except OSError as e:
-            raise FormatError(
-                f"{what} file {os.fspath(source)!r}: cannot read ({e.strerror})"
-            ) from e
-        return _parse(raw, decoder, f"{what} file {os.fspath(source)!r}")
+        with open(source, "rb") as f:
+            raw = f.read()
+        label = f"{what} file {os.fspath(source)!r}"
+        for magic, kind in ((b"PK\x03\x04", "a zip archive"), (b"\x1f\x8b", "gzip-compressed")):
+            if raw.startswith(magic):
+                raise FormatError(f"{label} is {kind}, not JSON: extract it first")
+        return _parse(raw, decoder, label)
     return source
+
+
+def _label(x: Any) -> str:
+    """An id as it appears in an item's description (ints as is, anything else shortened)."""
+    return str(x) if _is_int(x) else _show(x)
+
+
+def _show(x: Any) -> str:
+    """A user's value for an error message: short, and safe for any nesting depth."""
+    return _SHOW.repr(x)
+
+
+_SHOW = reprlib.Repr()
+_SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxother = 3, 60, 60
 
 
 #: Every id becomes an int64; a frame's pixel positions must fit in an int32 (the streaming
@@ -313,7 +333,7 @@ MAX_FRAME_PIXELS = 2**31 - 1
 def _kind(x: Any) -> str:
     """A value for an error message, with its JSON type when that is the surprise."""
     if isinstance(x, str):
-        return f"the string {x!r}"
+        return f"the string {_show(x)}"
     if isinstance(x, (bool, float)) or x is None:
         return f"{json.dumps(x)} ({'null' if x is None else type(x).__name__})"
     return f"a {type(x).__name__}" if isinstance(x, (list, dict)) else repr(x)
@@ -346,7 +366,9 @@ def _require(obj: Any, key: str, where: str) -> Any:
     if not isinstance(obj, Mapping):
         raise FormatError(f"{where}: expected a JSON object, got {type(obj).__name__}")
     if key not in obj:
-        raise FormatError(f"{where}: missing key {key!r}")
+        close = difflib.get_close_matches(key, [k for k in obj if isinstance(k, str)], n=1)
+        hint = f" (found {close[0]!r}: a misspelling?)" if close else ""
+        raise FormatError(f"{where}: missing key {key!r}{hint}")
     return obj[key]
 
 
@@ -433,7 +455,7 @@ def _to_compressed(seg: Any, h: int, w: int, where: str) -> str:
             or len(size) != 2
             or not all(_is_int(s) for s in size)
         ):
-            raise FormatError(f"{where}: RLE 'size' must be [height, width], got {size!r}")
+            raise FormatError(f"{where}: RLE 'size' must be [height, width], got {_show(size)}")
         if [int(size[0]), int(size[1])] != [h, w]:
             raise FormatError(
                 f"{where}: mask size {[int(size[0]), int(size[1])]} differs from the video's "
@@ -508,8 +530,8 @@ def _parse_videos(raw: Any) -> tuple[Video, ...]:
         where = f"videos[{i}]"
         vid = _require(v, "id", where)
         if not _is_id(vid):
-            raise FormatError(f"{where}: 'id' must be an integer (64-bit), got {vid!r}")
-        where = f"videos[{i}] (video_id {vid})"
+            raise FormatError(f"{where}: 'id' must be an integer (64-bit), got {_show(vid)}")
+        where = f"videos[{i}] (video_id {_label(vid)})"
         h = _require(v, "height", where)
         w = _require(v, "width", where)
         if not (_is_int(h) and _is_int(w) and h > 0 and w > 0):
@@ -526,7 +548,9 @@ def _parse_videos(raw: Any) -> tuple[Video, ...]:
         else:
             raise FormatError(f"{where}: missing key 'length' (and no 'file_names' list)")
         if not _is_int(length) or length < 0:
-            raise FormatError(f"{where}: 'length' must be a non-negative integer, got {length!r}")
+            raise FormatError(
+                f"{where}: 'length' must be a non-negative integer, got {_show(length)}"
+            )
         if int(vid) in videos:
             raise FormatError(f"{where}: duplicated video id {vid}")
         videos[int(vid)] = Video(int(vid), int(h), int(w), int(length))
@@ -540,10 +564,13 @@ def _parse_categories(raw: Any) -> tuple[np.ndarray, tuple[str, ...]]:
     for i, c in enumerate(raw):
         cid = _require(c, "id", f"categories[{i}]")
         if not _is_id(cid):
-            raise FormatError(f"categories[{i}]: 'id' must be an integer (64-bit), got {cid!r}")
+            raise FormatError(
+                f"categories[{i}]: 'id' must be an integer (64-bit), got {_show(cid)}"
+            )
         if int(cid) in cats:
             raise FormatError(f"categories[{i}]: duplicated category id {cid}")
-        cats[int(cid)] = str(c.get("name", cid))
+        name = c.get("name", cid)
+        cats[int(cid)] = name if isinstance(name, str) else _label(name)
     ids = sorted(cats)
     return np.asarray(ids, dtype=np.int64), tuple(cats[k] for k in ids)
 
@@ -571,7 +598,7 @@ def _occlusion_score(occ: list, where: str) -> float | None:
             continue
         if not isinstance(o, str) or o not in OCCLUSION_SCORES:
             raise FormatError(
-                f"{where}, frame {t}: occlusion {o!r} is not one of "
+                f"{where}, frame {t}: occlusion {_show(o)} is not one of "
                 f"{sorted(OCCLUSION_SCORES)} or null"
             )
         values.append(OCCLUSION_SCORES[o])
@@ -579,6 +606,24 @@ def _occlusion_score(occ: list, where: str) -> float | None:
         return None
     values.sort()
     return float(np.mean(np.asarray(values[len(values) // 2 :], dtype=np.float64)))
+
+
+def _duplicate_tracks(keep: list[tuple[int, int, int, float]], masks: MaskTable) -> int:
+    """How many kept results are exact copies of an earlier one (video, category, score, and
+    the same strings frame by frame)."""
+    seen: set[tuple] = set()
+    duplicates = 0
+    fs, cs = masks.frame_string, masks.char_start
+    for t, (_, vid, cid, score) in enumerate(keep):
+        frames = fs[masks.frame_start[t] : masks.frame_start[t + 1]]
+        present = frames[frames >= 0]
+        chars = masks.chars[cs[present[0]] : cs[present[-1] + 1]] if present.size else b""
+        lengths = (cs[present + 1] - cs[present]).tobytes()
+        key = (vid, cid, score, (frames >= 0).tobytes(), lengths, bytes(chars))
+        if key in seen:
+            duplicates += 1
+        seen.add(key)
+    return duplicates
 
 
 def _plain_areas(areas: list) -> bool:
@@ -648,6 +693,11 @@ def load_ground_truth(source: PathOrObject) -> GroundTruth:
             "have occlusion labels)"
         )
     warnings: list[str] = []
+    if not anns:
+        warnings.append(
+            "the ground truth has no annotations: every number is -1 (undefined), and without "
+            "occlusion labels the YouTube-VIS summary (12 numbers) is printed"
+        )
     seen_ids: dict[int, int] = {}
     collector, discarded = _collectors(fast)
     rows: list[tuple[int, int, int, bool, float, float]] = []
@@ -657,15 +707,15 @@ def load_ground_truth(source: PathOrObject) -> GroundTruth:
     for i, a in enumerate(anns):
         where = f"annotations[{i}]"
         vid = _require(a, "video_id", where)
-        where = f"annotations[{i}] (video_id {vid})"
+        where = f"annotations[{i}] (video_id {_label(vid)})"
         if not _is_int(vid):
             raise FormatError(f"{where}: 'video_id' must be an integer, got {_kind(vid)}")
         if int(vid) not in video_by_id:
-            raise FormatError(f"{where}: unknown video_id {vid!r} (not in 'videos')")
+            raise FormatError(f"{where}: unknown video_id {_show(vid)} (not in 'videos')")
         video = video_by_id[int(vid)]
         aid = _require(a, "id", where)
         if not _is_id(aid):
-            raise FormatError(f"{where}: 'id' must be an integer (64-bit), got {aid!r}")
+            raise FormatError(f"{where}: 'id' must be an integer (64-bit), got {_show(aid)}")
         if int(aid) in seen_ids:
             raise FormatError(
                 f"{where}: duplicated annotation id {aid} (also annotations[{seen_ids[int(aid)]}])"
@@ -673,11 +723,13 @@ def load_ground_truth(source: PathOrObject) -> GroundTruth:
         seen_ids[int(aid)] = i
         cid = _require(a, "category_id", where)
         if not _is_id(cid):
-            raise FormatError(f"{where}: 'category_id' must be an integer (64-bit), got {cid!r}")
+            raise FormatError(
+                f"{where}: 'category_id' must be an integer (64-bit), got {_show(cid)}"
+            )
         segs = _require(a, "segmentations", where)
         iscrowd = a.get("iscrowd", 0)
         if iscrowd not in (0, 1, True, False):
-            raise FormatError(f"{where}: 'iscrowd' must be 0 or 1, got {iscrowd!r}")
+            raise FormatError(f"{where}: 'iscrowd' must be 0 or 1, got {_show(iscrowd)}")
         if int(cid) not in known_cats:
             unknown_cat += 1
             # Validated all the same: a malformed file is malformed wherever the error is.
@@ -696,7 +748,7 @@ def load_ground_truth(source: PathOrObject) -> GroundTruth:
                 if ar is not None and not (_is_finite_number(ar) and ar >= 0):
                     raise FormatError(
                         f"{where}, frame {t}: area must be a non-negative number or null, "
-                        f"got {ar!r}"
+                        f"got {_show(ar)}"
                     )
             avg_area = _avg_area(areas)
         else:
@@ -790,8 +842,13 @@ def load_results(source: PathOrObject, gt: GroundTruth) -> Results:
     data = fast = _read(source, "results", _TYPED_RESULTS)
     if isinstance(data, _FastFile):
         data = fast.items
+    warnings: list[str] = []
     if isinstance(data, Mapping) and "annotations" in data:
         data = data["annotations"]
+        warnings.append(
+            "the results are a JSON object: its 'annotations' list was evaluated (the official "
+            "format is a bare list)"
+        )
     if not isinstance(data, list):
         raise FormatError(f"results: expected a JSON list of results, got {type(data).__name__}")
     video_by_id = gt.video_by_id
@@ -802,18 +859,20 @@ def load_results(source: PathOrObject, gt: GroundTruth) -> Results:
     for i, r in enumerate(data):
         where = f"results[{i}]"
         vid = _require(r, "video_id", where)
-        where = f"results[{i}] (video_id {vid})"
+        where = f"results[{i}] (video_id {_label(vid)})"
         if not _is_int(vid):
             raise FormatError(f"{where}: 'video_id' must be an integer, got {_kind(vid)}")
         if int(vid) not in video_by_id:
-            raise FormatError(f"{where}: unknown video_id {vid!r} (not in the ground truth)")
+            raise FormatError(f"{where}: unknown video_id {_show(vid)} (not in the ground truth)")
         video = video_by_id[int(vid)]
         cid = _require(r, "category_id", where)
         if not _is_id(cid):
-            raise FormatError(f"{where}: 'category_id' must be an integer (64-bit), got {cid!r}")
+            raise FormatError(
+                f"{where}: 'category_id' must be an integer (64-bit), got {_show(cid)}"
+            )
         score = _require(r, "score", where)
         if not _is_finite_number(score):
-            raise FormatError(f"{where}: 'score' must be a finite number, got {score!r}")
+            raise FormatError(f"{where}: 'score' must be a finite number, got {_show(score)}")
         segs = _require(r, "segmentations", where)
         if int(cid) not in known_cats:
             unknown[int(cid)] = unknown.get(int(cid), 0) + 1
@@ -823,7 +882,12 @@ def load_results(source: PathOrObject, gt: GroundTruth) -> Results:
         keep.append((i + 1, int(vid), int(cid), float(score)))
     masks = collector.build()
     discarded.build()
-    warnings: list[str] = []
+    duplicates = _duplicate_tracks(keep, masks)
+    if duplicates:
+        warnings.append(
+            f"{duplicates} result(s) repeat an earlier result exactly (same video, category, "
+            "score and masks): each copy is scored as a separate prediction"
+        )
     if not data:
         warnings.append("the results list is empty: every AP is 0 where ground truth exists")
     n_unknown = sum(unknown.values())

@@ -12,6 +12,15 @@ from ovis_jax.rle import encode_dense
 H, W = 10, 10
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_xla_cache(tmp_path_factory):
+    """The CLI's persistent XLA cache defaults to ~/.cache/ovis_jax/xla: the tests (and the CLI
+    processes they start, which inherit the environment) use pytest's temporary one instead."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OVIS_JAX_CACHE", str(tmp_path_factory.mktemp("xla_cache")))
+        yield
+
+
 def box(r0: int, r1: int, c0: int, c1: int) -> dict:
     """Compressed RLE of a 10x10 frame with rows r0:r1, columns c0:c1 set."""
     m = np.zeros((H, W), dtype=np.uint8)

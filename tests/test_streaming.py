@@ -119,7 +119,9 @@ def _assert_same(got: ovis_jax.EvalResult, want: ovis_jax.EvalResult) -> None:
         f"stats diff: {ds}\nmax |precision diff| {dp.max(initial=0)}, "
         f"max |recall diff| {dr.max(initial=0)}"
     )
-    assert got.warnings == want.warnings
+    # A results file also reports exact duplicate tracks; the streaming evaluator does not look.
+    file_only = ("repeat an earlier result",)
+    assert got.warnings == tuple(w for w in want.warnings if not any(f in w for f in file_only))
 
 
 def _batches(ids: list[int], size: int, pad: int = -1):
@@ -434,8 +436,10 @@ def test_sharded_over_four_devices_subprocess(tmp_path):
         labels=labels[rows],
         valid=valid[rows],
     )
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
-    env.pop("JAX_PLATFORMS", None)
+    # Four host CPU devices, on the CPU platform even where JAX's default is a GPU.
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu"
+    )
     proc = subprocess.run(
         [
             sys.executable,

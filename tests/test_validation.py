@@ -80,8 +80,56 @@ def test_not_json(tmp_path, tiny, which):
         results_error(gt, str(bad), "results file", "garbage.json", "not valid JSON")
 
 
-def test_missing_file(tmp_path):
-    gt_error(str(tmp_path / "nope.json"), "ground truth file", "nope.json", "cannot read")
+def test_missing_file_is_an_os_error(tmp_path):
+    """A file that cannot be read is an OSError (not a format problem), naming the file."""
+    with pytest.raises(FileNotFoundError, match=r"nope\.json"):
+        load_ground_truth(str(tmp_path / "nope.json"))
+
+
+@pytest.mark.parametrize(("magic", "kind"), [(b"PK\x03\x04rest", "zip"), (b"\x1f\x8brest", "gzip")])
+def test_archive_given_as_json_is_named(tmp_path, tiny, magic, kind):
+    gt, _ = tiny
+    path = tmp_path / "results.json"
+    path.write_bytes(magic)
+    with pytest.raises(FormatError, match=f"results file .*results.json' is .*{kind}"):
+        load_results(str(path), load_ground_truth(gt))
+
+
+def test_misspelled_key_is_suggested(tiny):
+    gt, results = tiny
+    results[0]["segmentation"] = results[0].pop("segmentations")
+    with pytest.raises(FormatError, match="missing key 'segmentations' \\(found 'segmentation'"):
+        load_results(results, load_ground_truth(gt))
+
+
+def test_deeply_nested_value_gives_a_short_message(tiny):
+    gt, results = tiny
+    deep: list = []
+    for _ in range(5000):
+        deep = [deep]
+    results[0]["score"] = deep
+    with pytest.raises(FormatError) as e:
+        load_results(results, load_ground_truth(gt))
+    assert "'score' must be a finite number" in str(e.value) and len(str(e.value)) < 200
+
+
+def test_deeply_nested_file_is_not_json(tmp_path, tiny):
+    gt, _ = tiny
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 2000 + "]" * 2000)
+    with pytest.raises(FormatError, match="results file"):
+        load_results(str(path), load_ground_truth(gt))
+
+
+def test_warnings_for_silent_surprises(tiny):
+    gt, results = tiny
+    loaded = load_results({"annotations": results}, load_ground_truth(gt))
+    assert any("JSON object" in w for w in loaded.warnings)
+    twice = load_results(results + results, load_ground_truth(gt))
+    assert any(w.startswith("4 result(s) repeat an earlier result") for w in twice.warnings)
+    gt["annotations"] = []
+    empty = load_ground_truth(gt)
+    assert any("no annotations" in w for w in empty.warnings)
 
 
 def test_gt_is_a_list(tiny):
@@ -459,5 +507,6 @@ def test_video_id_given_as_a_string_says_so(tiny):
     with pytest.raises(FormatError) as e:
         load_results(results, load_ground_truth(gt))
     assert (
-        str(e.value) == "results[0] (video_id 1): 'video_id' must be an integer, got the string '1'"
+        str(e.value)
+        == "results[0] (video_id '1'): 'video_id' must be an integer, got the string '1'"
     )

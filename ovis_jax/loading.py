@@ -610,20 +610,37 @@ def _occlusion_score(occ: list, where: str) -> float | None:
 
 def _duplicate_tracks(keep: list[tuple[int, int, int, float]], masks: MaskTable) -> int:
     """How many kept results are exact copies of an earlier one (video, category, score, and
-    the same strings frame by frame)."""
-    seen: set[tuple] = set()
-    duplicates = 0
-    fs, cs = masks.frame_string, masks.char_start
+    the same strings frame by frame). Masks are compared only between results that share
+    video, category and score."""
+    candidates: dict[tuple[int, int, float], list[int]] = {}
     for t, (_, vid, cid, score) in enumerate(keep):
-        frames = fs[masks.frame_start[t] : masks.frame_start[t + 1]]
-        present = frames[frames >= 0]
-        chars = masks.chars[cs[present[0]] : cs[present[-1] + 1]] if present.size else b""
-        lengths = (cs[present + 1] - cs[present]).tobytes()
-        key = (vid, cid, score, (frames >= 0).tobytes(), lengths, bytes(chars))
-        if key in seen:
-            duplicates += 1
-        seen.add(key)
+        candidates.setdefault((vid, cid, score), []).append(t)
+    duplicates = 0
+    for tracks in candidates.values():
+        if len(tracks) < 2:
+            continue
+        seen: list[tuple[np.ndarray, ...]] = []
+        for t in tracks:
+            track = _track_strings(masks, t)
+            if any(_same_strings(track, other) for other in seen):
+                duplicates += 1
+            else:
+                seen.append(track)
     return duplicates
+
+
+def _track_strings(masks: MaskTable, t: int) -> tuple[np.ndarray, ...]:
+    """Track ``t``'s null frames, string lengths and characters (its strings are contiguous
+    in the buffer)."""
+    frames = masks.frame_string[masks.frame_start[t] : masks.frame_start[t + 1]]
+    present = frames[frames >= 0]
+    cs = masks.char_start
+    chars = masks.chars[cs[present[0]] : cs[present[-1] + 1]] if present.size else frames[:0]
+    return frames >= 0, cs[present + 1] - cs[present], chars
+
+
+def _same_strings(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 def _plain_areas(areas: list) -> bool:

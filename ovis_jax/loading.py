@@ -367,7 +367,7 @@ def _require(obj: Any, key: str, where: str) -> Any:
         raise FormatError(f"{where}: expected a JSON object, got {type(obj).__name__}")
     if key not in obj:
         close = difflib.get_close_matches(key, [k for k in obj if isinstance(k, str)], n=1)
-        hint = f" (found {close[0]!r}: a misspelling?)" if close else ""
+        hint = f" (the item has {close[0]!r}: did you mean {key!r}?)" if close else ""
         raise FormatError(f"{where}: missing key {key!r}{hint}")
     return obj[key]
 
@@ -902,8 +902,8 @@ def load_results(source: PathOrObject, gt: GroundTruth) -> Results:
     duplicates = _duplicate_tracks(keep, masks)
     if duplicates:
         warnings.append(
-            f"{duplicates} result(s) repeat an earlier result exactly (same video, category, "
-            "score and masks): each copy is scored as a separate prediction"
+            f"{duplicates} result(s) are exact duplicates of an earlier result (same video, "
+            "category, score and masks): each copy is scored as a separate prediction"
         )
     if not data:
         warnings.append("the results list is empty: every AP is 0 where ground truth exists")

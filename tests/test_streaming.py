@@ -120,7 +120,7 @@ def _assert_same(got: ovis_jax.EvalResult, want: ovis_jax.EvalResult) -> None:
         f"max |recall diff| {dr.max(initial=0)}"
     )
     # A results file also reports exact duplicate tracks; the streaming evaluator does not look.
-    file_only = ("repeat an earlier result",)
+    file_only = ("exact duplicates of an earlier result",)
     assert got.warnings == tuple(w for w in want.warnings if not any(f in w for f in file_only))
 
 

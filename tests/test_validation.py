@@ -98,7 +98,10 @@ def test_archive_given_as_json_is_named(tmp_path, tiny, magic, kind):
 def test_misspelled_key_is_suggested(tiny):
     gt, results = tiny
     results[0]["segmentation"] = results[0].pop("segmentations")
-    with pytest.raises(FormatError, match="missing key 'segmentations' \\(found 'segmentation'"):
+    with pytest.raises(
+        FormatError,
+        match="missing key 'segmentations' \\(the item has 'segmentation': did you mean",
+    ):
         load_results(results, load_ground_truth(gt))
 
 
@@ -126,7 +129,7 @@ def test_warnings_for_silent_surprises(tiny):
     loaded = load_results({"annotations": results}, load_ground_truth(gt))
     assert any("JSON object" in w for w in loaded.warnings)
     twice = load_results(results + results, load_ground_truth(gt))
-    assert any(w.startswith("4 result(s) repeat an earlier result") for w in twice.warnings)
+    assert any(w.startswith("4 result(s) are exact duplicates") for w in twice.warnings)
     gt["annotations"] = []
     empty = load_ground_truth(gt)
     assert any("no annotations" in w for w in empty.warnings)

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 from ovis_jax.accumulation import accumulate
-from ovis_jax.grouping import bucket, ragged_arange, range_flags
+from ovis_jax.grouping import bucket, group_tracks, gt_ignore_flags, ragged_arange, range_flags
 from ovis_jax.iou import track_ious
 from ovis_jax.loading import GroundTruth, Results
 from ovis_jax.matching import match_groups
@@ -164,41 +164,6 @@ def match_and_accumulate(
     return np.asarray(precision)[:, :, :n_k], np.asarray(recall)[:, :n_k]
 
 
-def _groups(
-    gt: GroundTruth,
-    video_id: np.ndarray,
-    category_id: np.ndarray,
-    score: np.ndarray,
-    max_det: int,
-) -> tuple[np.ndarray, ...]:
-    """Group ids, ranks and the kept results (host bookkeeping, SPEC step 5)."""
-    video_pos = {v.id: i for i, v in enumerate(gt.videos)}
-    n_k = gt.category_ids.shape[0]
-    cat_index = {int(c): i for i, c in enumerate(gt.category_ids)}
-    d_v = np.asarray([video_pos[int(v)] for v in video_id], dtype=np.int64)
-    d_k = np.asarray([cat_index[int(c)] for c in category_id], dtype=np.int64)
-    g_v = np.asarray([video_pos[int(v)] for v in gt.video_id], dtype=np.int64)
-    g_k = np.asarray([cat_index[int(c)] for c in gt.category_id], dtype=np.int64)
-    d_key = d_v * n_k + d_k
-    g_key = g_v * n_k + g_k
-    keys, inverse = np.unique(np.concatenate([d_key, g_key]), return_inverse=True)
-    d_group = inverse[: d_key.shape[0]]
-    g_group = inverse[d_key.shape[0] :]
-    # Results: by group, then score descending, stable in file order.
-    order = np.lexsort((np.arange(d_key.shape[0]), -np.asarray(score, np.float64), d_group))
-    sorted_group = d_group[order]
-    counts = np.bincount(sorted_group, minlength=keys.shape[0])
-    rank_sorted = ragged_arange(counts[counts > 0]) if order.size else order
-    keep = rank_sorted < max_det
-    d_sel = order[keep]
-    d_rank = rank_sorted[keep]
-    g_order = np.lexsort((np.arange(g_key.shape[0]), g_group))
-    g_counts = np.bincount(g_group, minlength=keys.shape[0])
-    g_rank = np.empty(g_key.shape[0], dtype=np.int64)
-    g_rank[g_order] = ragged_arange(g_counts[g_counts > 0]) if g_order.size else g_order
-    return keys, d_sel, d_group[d_sel], d_rank, g_group, g_rank
-
-
 def _float64_device() -> contextlib.AbstractContextManager:
     """Where the float64 kernels run: the default device, except on a TPU (no native float64),
     where they run on the host CPU so that every comparison stays exact."""
@@ -315,27 +280,19 @@ def evaluate_tracks(
     lap = watch.lap
 
     n_k = gt.category_ids.shape[0]
-    keys, d_sel, d_group, d_rank, g_group, g_rank = _groups(
-        gt, video_id, category_id, score, params.max_dets[-1]
-    )
+    groups = group_tracks(gt, video_id, category_id, score, max_det=params.max_dets[-1])
+    keys, d_sel, d_rank = groups.key, groups.d_track, groups.d_rank
+    d_group = groups.d_group
+    # Per ground-truth track (file order): its group and its position in the group.
+    g_group = np.empty(groups.g_track.shape[0], dtype=np.int64)
+    g_group[groups.g_track] = np.repeat(np.arange(groups.num_groups), np.diff(groups.g_start))
+    g_rank = np.empty_like(g_group)
+    g_rank[groups.g_track] = ragged_arange(np.diff(groups.g_start))
     area_bounds = params.area_bounds()
     occ_bounds = params.occlusion_bounds(gt.has_occlusion)
-    g_area_out = range_flags(gt.avg_area, area_bounds)  # [G, A]
-    g_occ_out = range_flags(gt.occ_score, occ_bounds)  # [G, O]
-    if not gt.has_occlusion:
-        g_occ_out[:] = False
-    gt_ignore = gt.iscrowd[:, None, None] | g_area_out[:, :, None] | g_occ_out[:, None, :]
-
+    gt_ignore = gt_ignore_flags(gt, params)
     # Pairs: each kept result with every ground truth of its group (result-major).
-    n_groups = keys.shape[0]
-    g_order = np.lexsort((g_rank, g_group))
-    g_count = np.bincount(g_group, minlength=n_groups)
-    g_first = np.cumsum(g_count) - g_count
-    d_order = np.lexsort((d_rank, d_group))
-    d_sel, d_group, d_rank = d_sel[d_order], d_group[d_order], d_rank[d_order]
-    per_d = g_count[d_group]
-    pair_d = np.repeat(d_sel, per_d)
-    pair_g = g_order[np.repeat(g_first[d_group], per_d) + ragged_arange(per_d)]
+    pair_d, pair_g = groups.pairs()
     lap("grouping")
     with jax.enable_x64(True), _float64_device():
         inter = pair_intersections(pair_d, pair_g)
@@ -351,7 +308,7 @@ def evaluate_tracks(
             )
         )[:n_pairs]
         mi = MatchInput(
-            num_groups=n_groups,
+            num_groups=groups.num_groups,
             dt_group=d_group,
             dt_rank=d_rank,
             dt_score=np.asarray(score, dtype=np.float64)[d_sel],

@@ -61,6 +61,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ovis_jax.grouping import bucket
+
 __all__ = ["device_pair_intersections"]
 
 _MIN_BUCKET = 1 << 12
@@ -72,12 +74,9 @@ _MIN_WINDOW = 1 << 10  # pair-frames first looked at by the chunker (then double
 _ZERO_CHAR = 48  # b"0": a one-character value 0, used as padding
 
 
-def _bucket(n: int, minimum: int = _MIN_BUCKET) -> int:
-    """The smallest power of four >= max(n, minimum)."""
-    size = minimum
-    while size < n:
-        size *= 4
-    return size
+def _bucket(n: int) -> int:
+    """The padded size of ``n`` elements (see :func:`ovis_jax.grouping.bucket`)."""
+    return bucket(n, _MIN_BUCKET)
 
 
 class _RunTable(NamedTuple):

@@ -148,6 +148,21 @@ def _gc_paused(fn):
     return wrapper
 
 
+def _length_error(where: str, key: str, n: Any, video: Video) -> FormatError:
+    """A per-frame list (``key``) whose length is not the video's."""
+    return FormatError(
+        f"{where}: {key!r} has {n} entries, expected {video.length} "
+        f"(the length of video {video.id})"
+    )
+
+
+def _size_error(where: str, size: list[int], h: int, w: int) -> FormatError:
+    """A mask whose ``size`` is not its video's."""
+    return FormatError(
+        f"{where}: mask size {size} differs from the video's [height, width] = {[h, w]}"
+    )
+
+
 class _TypedTrack(msgspec.Struct):
     """A result or annotation as the fast path parses it: ``segmentations`` stays a raw JSON
     slice of the file (read by :mod:`ovis_jax.segjson`), the other keys are parsed untyped
@@ -240,18 +255,14 @@ class _FastSegments:
         fs = self.arrays["frame_start"]
         n = int(fs[i + 1] - fs[i])
         if n != video.length:
-            raise FormatError(
-                f"{where}: 'segmentations' has {n} entries, expected {video.length} "
-                f"(the length of video {video.id})"
-            )
+            raise _length_error(where, "segmentations", n, video)
         frame_string = self.arrays["frame_string"][fs[i] : fs[i + 1]]
         sizes = self.arrays["size"][frame_string[frame_string >= 0]]
         bad = np.flatnonzero((sizes[:, 0] != video.height) | (sizes[:, 1] != video.width))
         if bad.size:
             t = int(np.flatnonzero(frame_string >= 0)[bad[0]])
-            raise FormatError(
-                f"{where}, frame {t}: mask size {sizes[bad[0]].tolist()} differs from the "
-                f"video's [height, width] = {[video.height, video.width]}"
+            raise _size_error(
+                f"{where}, frame {t}", sizes[bad[0]].tolist(), video.height, video.width
             )
         self.height[i], self.width[i], self.where[i] = video.height, video.width, where
 
@@ -392,10 +403,7 @@ class _SegmentationCollector:
         if not isinstance(segs, list):
             raise FormatError(f"{where}: 'segmentations' must be a list, got {type(segs).__name__}")
         if len(segs) != video.length:
-            raise FormatError(
-                f"{where}: 'segmentations' has {len(segs)} entries, expected {video.length} "
-                f"(the length of video {video.id})"
-            )
+            raise _length_error(where, "segmentations", len(segs), video)
         h, w = video.height, video.width
         self._add_general(segs, h, w, where)
         self.frame_start.append(len(self.frame_string))
@@ -457,10 +465,7 @@ def _to_compressed(seg: Any, h: int, w: int, where: str) -> str:
         ):
             raise FormatError(f"{where}: RLE 'size' must be [height, width], got {_show(size)}")
         if [int(size[0]), int(size[1])] != [h, w]:
-            raise FormatError(
-                f"{where}: mask size {[int(size[0]), int(size[1])]} differs from the video's "
-                f"[height, width] = {[h, w]}"
-            )
+            raise _size_error(where, [int(size[0]), int(size[1])], h, w)
         counts = seg["counts"]
         if isinstance(counts, str):
             return counts
@@ -757,10 +762,7 @@ def load_ground_truth(source: PathOrObject) -> GroundTruth:
             areas = a["areas"]
             if not isinstance(areas, list) or len(areas) != video.length:
                 n = len(areas) if isinstance(areas, list) else type(areas).__name__
-                raise FormatError(
-                    f"{where}: 'areas' has {n} entries, expected {video.length} "
-                    f"(the length of video {video.id})"
-                )
+                raise _length_error(where, "areas", n, video)
             for t, ar in enumerate(areas if not _plain_areas(areas) else ()):
                 if ar is not None and not (_is_finite_number(ar) and ar >= 0):
                     raise FormatError(
@@ -776,10 +778,7 @@ def load_ground_truth(source: PathOrObject) -> GroundTruth:
             occ = a["occlusion"]
             if not isinstance(occ, list) or len(occ) != video.length:
                 n = len(occ) if isinstance(occ, list) else type(occ).__name__
-                raise FormatError(
-                    f"{where}: 'occlusion' has {n} entries, expected {video.length} "
-                    f"(the length of video {video.id})"
-                )
+                raise _length_error(where, "occlusion", n, video)
             score = _occlusion_score(occ, where)
             if score is None:
                 no_occ_label += 1

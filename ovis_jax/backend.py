@@ -18,7 +18,14 @@ import jax
 import numpy as np
 
 from ovis_jax.accumulation import accumulate
-from ovis_jax.grouping import bucket, group_tracks, gt_ignore_flags, ragged_arange, range_flags
+from ovis_jax.grouping import (
+    bucket,
+    group_tracks,
+    gt_ignore_flags,
+    not_ignored_counts,
+    ragged_arange,
+    range_flags,
+)
 from ovis_jax.iou import track_ious
 from ovis_jax.loading import GroundTruth, Results
 from ovis_jax.matching import match_groups
@@ -289,7 +296,6 @@ def evaluate_tracks(
     g_rank = np.empty_like(g_group)
     g_rank[groups.g_track] = ragged_arange(np.diff(groups.g_start))
     area_bounds = params.area_bounds()
-    occ_bounds = params.occlusion_bounds(gt.has_occlusion)
     gt_ignore = gt_ignore_flags(gt, params)
     # Pairs: each kept result with every ground truth of its group (result-major).
     pair_d, pair_g = groups.pairs()
@@ -321,9 +327,7 @@ def evaluate_tracks(
             group_category=keys % n_k,
             ious=ious,
         )
-        g_k = np.searchsorted(gt.category_ids, gt.category_id)
-        npig = np.zeros((n_k, area_bounds.shape[0], occ_bounds.shape[0]), dtype=np.int64)
-        np.add.at(npig, g_k, (~gt_ignore).astype(np.int64))
+        npig = not_ignored_counts(gt, gt_ignore)
         logger.info("matching and accumulation of %d results", d_sel.shape[0])
         lap("ious")
         precision, recall = match_and_accumulate(mi, params=params, num_categories=n_k, npig=npig)

@@ -16,7 +16,13 @@ import logging
 import numpy as np
 
 from ovis_jax import cpu_kernels as K
-from ovis_jax.grouping import Groups, group_tracks, gt_ignore_flags, range_flags
+from ovis_jax.grouping import (
+    Groups,
+    group_tracks,
+    gt_ignore_flags,
+    not_ignored_counts,
+    range_flags,
+)
 from ovis_jax.loading import GroundTruth, Results
 from ovis_jax.params import EvalParams
 from ovis_jax.progress import Stopwatch
@@ -94,9 +100,7 @@ def _accumulate(groups: Groups, gt: GroundTruth, results: Results, params: EvalP
     n_k = gt.category_ids.shape[0]
     n_t, n_a, n_o = matched.shape[1:]
     n_r, n_m = len(params.recall_thresholds), len(params.max_dets)
-    g_k = np.searchsorted(gt.category_ids, gt.category_id)
-    npig = np.zeros((n_k, n_a, n_o), dtype=np.int64)
-    np.add.at(npig, g_k, (~gt_ignore).astype(np.int64))
+    npig = not_ignored_counts(gt, gt_ignore)
     d_group = groups.d_group
     d_k, d_v = groups.key[d_group] % max(n_k, 1), groups.key[d_group] // max(n_k, 1)
     score = results.score[groups.d_track]

@@ -13,7 +13,15 @@ import numpy as np
 
 from ovis_jax.params import EvalParams
 
-__all__ = ["Groups", "bucket", "group_tracks", "gt_ignore_flags", "ragged_arange", "range_flags"]
+__all__ = [
+    "Groups",
+    "bucket",
+    "group_tracks",
+    "gt_ignore_flags",
+    "not_ignored_counts",
+    "ragged_arange",
+    "range_flags",
+]
 
 
 def bucket(n: int, minimum: int) -> int:
@@ -126,3 +134,11 @@ def gt_ignore_flags(gt, params: EvalParams) -> np.ndarray:
     if not gt.has_occlusion:
         g_occ_out[:] = False
     return gt.iscrowd[:, None, None] | g_area_out[:, :, None] | g_occ_out[:, None, :]
+
+
+def not_ignored_counts(gt, gt_ignore: np.ndarray) -> np.ndarray:
+    """int64[K, A, O]: ``npig``, the not-ignored ground-truth tracks of each category and range
+    (SPEC step 11), from ``gt_ignore`` bool[G, A, O]."""
+    npig = np.zeros((gt.category_ids.shape[0], *gt_ignore.shape[1:]), dtype=np.int64)
+    np.add.at(npig, np.searchsorted(gt.category_ids, gt.category_id), ~gt_ignore)
+    return npig

@@ -26,7 +26,7 @@ from ovis_jax.grouping import (
 from ovis_jax.loading import GroundTruth, Results
 from ovis_jax.params import EvalParams
 from ovis_jax.progress import Stopwatch
-from ovis_jax.rle import MaskTable
+from ovis_jax.rle import MaskTable, run_chunks
 from ovis_jax.summary import EvalResult, result_from_arrays
 
 __all__ = ["evaluate_cpu", "pair_ious"]
@@ -59,7 +59,7 @@ def pair_ious(d_masks: MaskTable, g_masks: MaskTable, groups: Groups) -> np.ndar
     inter = np.zeros(n_pairs, dtype=np.int64)
     d, g = _side(d_masks), _side(g_masks)
     # Cost of a group: the run lengths it decodes plus those it merges (pairs x frames).
-    K.run_chunks(
+    run_chunks(
         lambda g0, g1: K.group_intersections(
             d, g, groups.d_track, groups.d_start, groups.g_track, groups.g_start,
             groups.pair_start, g0, g1, inter,
@@ -82,7 +82,7 @@ def _match(ious, groups: Groups, gt: GroundTruth, results: Results, params: Eval
     matched, ignored = np.zeros(shape, dtype=bool), np.zeros(shape, dtype=bool)
     dt_area_out = range_flags(results.avg_area[groups.d_track], params.area_bounds())
     g_ignore = np.ascontiguousarray(gt_ignore[groups.g_track])
-    K.run_chunks(
+    run_chunks(
         lambda g0, g1: K.match_groups(
             ious, groups.pair_start, groups.d_start, groups.g_start, g_ignore,
             gt.iscrowd[groups.g_track], dt_area_out, params.iou_array, g0, g1, matched, ignored,
@@ -109,7 +109,7 @@ def _accumulate(groups: Groups, gt: GroundTruth, results: Results, params: EvalP
     np.cumsum(np.bincount(d_k, minlength=n_k), out=cat_start[1:])
     precision = np.full((n_t, n_r, n_k, n_a, n_o, n_m), -1.0)
     recall = np.full((n_t, n_k, n_a, n_o, n_m), -1.0)
-    K.run_chunks(
+    run_chunks(
         lambda k0, k1: K.accumulate(
             order, cat_start, groups.d_rank, matched, ignored, npig,
             np.asarray(params.max_dets, dtype=np.int64), params.recall_array, k0, k1,

@@ -13,11 +13,10 @@ the third stored as a difference to the value two places before.
 
 from __future__ import annotations
 
-import concurrent.futures
-import os
-
 import numba
 import numpy as np
+
+from ovis_jax.rle import run_chunks
 
 __all__ = [
     "OK",
@@ -35,30 +34,6 @@ OK, BAD_CHAR, TRUNCATED, TOO_LONG, NEGATIVE = range(5)
 _INT32_MAX = 2**31 - 1
 
 _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
-
-
-def run_chunks(fn, n: int, *, cost: np.ndarray | None = None, min_cost: int = 1) -> None:
-    """Calls ``fn(i0, i1)`` on ``[0, n)`` split into chunks of about equal cost, in threads.
-
-    ``fn`` must release the GIL (a ``nogil`` kernel) and write disjoint outputs per chunk.
-
-    Args:
-        fn: the work on items ``i0:i1``.
-        n: number of items.
-        cost: int[n] estimated cost of each item (default 1 each).
-        min_cost: below this total cost everything runs in the calling thread.
-    """
-    csum = np.cumsum(cost if cost is not None else np.ones(n, np.int64))
-    total = int(csum[-1]) if n else 0
-    workers = min(os.cpu_count() or 1, n)
-    if workers <= 1 or total < min_cost:
-        fn(0, n)
-        return
-    goals = np.linspace(0, total, 4 * workers + 1)[1:-1]
-    bounds = np.unique(np.concatenate([[0], np.searchsorted(csum, goals) + 1, [n]]))
-    bounds = np.minimum(bounds, n)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(lambda i: fn(int(bounds[i]), int(bounds[i + 1])), range(bounds.size - 1)))
 
 
 @_jit

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ovis_jax.rle import MaskTable, parallel_map
+from ovis_jax.rle import MaskTable, run_chunks
 
 __all__ = ["RunTable", "track_ious"]
 
@@ -39,7 +39,8 @@ class RunTable:
     def from_masks(cls, masks: MaskTable) -> RunTable:
         """The foreground runs of ``masks`` (computed once per table, then cached on it).
 
-        Frames are processed in chunks so that temporaries stay small next to the result.
+        Frames are processed in chunks (one per thread and a few more) so that temporaries
+        stay small next to the result.
         """
         cached = masks.__dict__.get("_run_table")
         if cached is not None:
@@ -52,17 +53,13 @@ class RunTable:
         total = int(frame_first[-1])
         start = np.empty(total, dtype=np.int32)
         end = np.empty(total, dtype=np.int32)
-        chunks = []
-        f0 = 0
-        while f0 < n_frames:
-            f1 = int(np.searchsorted(frame_first, frame_first[f0] + (1 << 20), side="right"))
-            f1 = min(max(f1 - 1, f0 + 1), n_frames)
-            chunks.append((f0, f1))
-            f0 = f1
-        # Chunks write disjoint slices of the outputs: safe in parallel threads.
-        parallel_map(
-            lambda c: _fill_runs(masks.counts, rs, nfg, frame_first, c[0], c[1], start, end),
-            chunks,
+        # Chunks of frames write disjoint slices of the outputs: safe in parallel threads.
+        run_chunks(
+            lambda f0, f1: _fill_runs(masks.counts, rs, nfg, frame_first, f0, f1, start, end),
+            n_frames,
+            cost=nfg,
+            min_cost=1 << 20,
+            max_cost=1 << 20,
         )
         table = cls(start=start, end=end, frame_first=frame_first)
         object.__setattr__(masks, "_run_table", table)

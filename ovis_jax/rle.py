@@ -18,6 +18,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import functools
+import itertools
 import os
 from collections.abc import Callable, Sequence
 
@@ -29,8 +30,8 @@ __all__ = [
     "MaskTable",
     "encode_dense",
     "mask_table",
-    "parallel_map",
     "rle_problem",
+    "run_chunks",
 ]
 
 # Texts of the problem codes of ovis_jax.cpu_kernels.scan_strings (1..4).
@@ -47,13 +48,37 @@ def rle_problem(code: int) -> str:
     return _PROBLEMS[int(code)]
 
 
-def parallel_map(fn, items: list) -> list:
-    """``[fn(x) for x in items]`` on a thread per core (for NumPy-heavy, GIL-releasing work)."""
-    workers = min(len(items), os.cpu_count() or 1)
-    if workers <= 1:
-        return [fn(x) for x in items]
+def run_chunks(
+    fn, n: int, *, cost: np.ndarray | None = None, min_cost: int = 1, max_cost: int | None = None
+) -> None:
+    """Calls ``fn(i0, i1)`` on ``[0, n)`` split into chunks of about equal cost, in threads.
+
+    ``fn`` must release the GIL (a ``nogil`` kernel, or NumPy) and write disjoint outputs per
+    chunk.
+
+    Args:
+        fn: the work on items ``i0:i1``.
+        n: number of items.
+        cost: int[n] estimated cost of each item (default 1 each).
+        min_cost: below this total cost everything runs in one call, in the calling thread.
+        max_cost: if set, no chunk costs much more than this (bounds ``fn``'s temporaries).
+    """
+    csum = np.cumsum(cost if cost is not None else np.ones(n, np.int64))
+    total = int(csum[-1]) if n else 0
+    workers = max(1, min(os.cpu_count() or 1, n))
+    chunks = 4 * workers if total >= min_cost else 1
+    if max_cost:
+        chunks = max(chunks, -(-total // max_cost))
+    goals = np.linspace(0, total, chunks + 1)[1:-1]
+    bounds = np.unique(np.concatenate([[0], np.searchsorted(csum, goals) + 1, [n]]))
+    bounds = np.minimum(bounds, n).tolist()
+    spans = list(itertools.pairwise(bounds)) or [(0, n)]
+    if workers <= 1 or len(spans) == 1:
+        for i0, i1 in spans:
+            fn(i0, i1)
+        return
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(fn, items))
+        list(pool.map(lambda span: fn(*span), spans))
 
 
 def encode_dense(mask: np.ndarray) -> dict:
@@ -171,7 +196,7 @@ class MaskTable:
         run_start = np.zeros(frame_runs.shape[0] + 1, dtype=np.int64)
         np.cumsum(frame_runs, out=run_start[1:])
         counts = np.empty(int(run_start[-1]), dtype=np.int32)
-        cpu_kernels.run_chunks(
+        run_chunks(
             lambda i0, i1: cpu_kernels.decode_lengths(
                 self.chars, self.char_start, strings, run_start[present], i0, i1, counts
             ),
@@ -243,7 +268,7 @@ def mask_table(
     n = char_start.shape[0] - 1
     codes = np.zeros(n, dtype=np.int8)
     totals, areas, firsts, lasts, nvals = (np.zeros(n, dtype=np.int64) for _ in range(5))
-    cpu_kernels.run_chunks(
+    run_chunks(
         lambda s0, s1: cpu_kernels.scan_strings(
             chars, char_start, s0, s1, codes, totals, areas, firsts, lasts, nvals
         ),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ovis_jax.cpu_kernels import run_chunks
+from ovis_jax.rle import run_chunks
 
 __all__ = ["read_segmentations"]
 

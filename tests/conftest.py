@@ -7,7 +7,7 @@ import copy
 import numpy as np
 import pytest
 
-from ovis_jax.rle import encode_dense
+from ovis_jax._src.rle import encode_dense
 
 H, W = 10, 10
 

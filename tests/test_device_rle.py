@@ -1,4 +1,4 @@
-"""Tests of :mod:`ovis_jax.device_rle`: RLE decoding and intersections on the JAX device."""
+"""Tests of :mod:`ovis_jax._src.device_rle`: RLE decoding and intersections on the JAX device."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from ovis_jax import device_rle
-from ovis_jax.device_rle import device_pair_intersections
+from ovis_jax._src import device_rle
+from ovis_jax._src.device_rle import device_pair_intersections
 
 
 def encode(mask: np.ndarray) -> bytes:

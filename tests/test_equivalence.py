@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import ovis_jax
-from ovis_jax import synthetic
+from ovis_jax._src import synthetic
 
 NUM_DATASETS = 300
 TOL = 1e-12

@@ -11,13 +11,13 @@ import pytest
 from pycocotools import mask as mask_utils
 
 import ovis_jax
-from ovis_jax import synthetic
-from ovis_jax.accumulation import accumulate
-from ovis_jax.backend import pair_frames
-from ovis_jax.device_rle import device_pair_intersections
-from ovis_jax.iou import RunTable, track_ious
-from ovis_jax.matching import match_groups
-from ovis_jax.reference import greedy_match, track_iou
+from ovis_jax._src import synthetic
+from ovis_jax._src.accumulation import accumulate
+from ovis_jax._src.device_rle import device_pair_intersections
+from ovis_jax._src.iou import RunTable, track_ious
+from ovis_jax._src.jax_backend import pair_frames
+from ovis_jax._src.matching import match_groups
+from ovis_jax._src.reference import greedy_match, track_iou
 
 logging.getLogger("ovis_jax").setLevel(logging.ERROR)
 
@@ -208,7 +208,7 @@ def test_jit_and_no_jit_agree():
 
 
 def test_no_retrace_on_same_shaped_input_and_x64_untouched():
-    from ovis_jax import device_rle
+    from ovis_jax._src import device_rle
 
     assert not jax.config.jax_enable_x64
     gt_dict, results = synthetic.random_dataset(seed=12)

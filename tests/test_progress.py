@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import ovis_jax
-from ovis_jax import progress, synthetic
+from ovis_jax._src import progress, synthetic
 
 
 def test_report_rate_limited_and_carries_payload(caplog):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import ovis_jax
-from ovis_jax import loading, segjson, synthetic
+from ovis_jax._src import loading, segjson, synthetic
 
 
 def _same_tables(a, b) -> None:

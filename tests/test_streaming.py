@@ -19,10 +19,10 @@ import pytest
 from pycocotools import mask as mask_utils
 
 import ovis_jax
-from ovis_jax import synthetic
-from ovis_jax.rle import encode_dense
-from ovis_jax.streaming import StreamingEvaluator, StreamingState, resize_masks
-from ovis_jax.summary import format_summary
+from ovis_jax._src import synthetic
+from ovis_jax._src.rle import encode_dense
+from ovis_jax._src.streaming import StreamingEvaluator, StreamingState, resize_masks
+from ovis_jax._src.summary import format_summary
 
 logging.getLogger("ovis_jax").setLevel(logging.ERROR)
 
@@ -387,7 +387,7 @@ _CHILD = textwrap.dedent(
     import jax
     from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
     import ovis_jax
-    from ovis_jax.streaming import StreamingEvaluator
+    from ovis_jax._src.streaming import StreamingEvaluator
 
     assert jax.device_count() == 4, jax.devices()
     d = np.load(sys.argv[2])

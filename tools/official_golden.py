@@ -1,7 +1,7 @@
 """Writes ``tests/data/official_stats.json``: what the official evaluator says on synthetic inputs.
 
 For each case the file holds a *recipe* that regenerates the input exactly (the demo sample, or a
-``ovis_jax.synthetic`` generator and its keyword arguments, plus an optional named transform) and
+``synthetic`` generator and its keyword arguments, plus an optional named transform) and
 the official evaluator's numbers (the cases: the demo sample, two hand-built inputs, seeded
 ``random_dataset`` inputs of both formats and small ``ovis_like`` ones): all 18 (OVIS) or 12
 (YouTube-VIS) stats at full precision, and fingerprints of the official ``precision`` /
@@ -89,11 +89,12 @@ TRANSFORMS = {"null_occlusion_to_no": _null_occlusion_to_no}
 
 
 def _synthetic():
-    """``ovis_jax/synthetic.py`` loaded by path (NumPy + pycocotools only; works without
+    """``ovis_jax/_src/synthetic.py`` loaded by path (NumPy + pycocotools only; works without
     installing, and without importing the rest of the package)."""
     name = "_ovis_jax_synthetic"
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "ovis_jax" / "synthetic.py")
+        path = REPO / "ovis_jax" / "_src" / "synthetic.py"
+        spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)

@@ -1,10 +1,10 @@
 """The CPU backend: compiled numba kernels from the masks' bytes to the precision-recall arrays.
 
-Path: group the tracks (host NumPy, :mod:`ovis_jax.grouping`) → exact intersections of every
+Path: group the tracks (host NumPy, :mod:`ovis_jax._src.grouping`) → exact intersections of every
 (result, ground truth) pair of each group, decoding each group's RLE strings once and merging
-run boundaries (:func:`~ovis_jax.cpu_kernels.group_intersections`) → float64 IoUs → the
-official greedy walk (:func:`~ovis_jax.cpu_kernels.match_groups`) → accumulation
-(:func:`~ovis_jax.cpu_kernels.accumulate`). Chunks of groups / categories run in a thread per
+run boundaries (:func:`~ovis_jax._src.cpu_kernels.group_intersections`) → float64 IoUs → the
+official greedy walk (:func:`~ovis_jax._src.cpu_kernels.match_groups`) → accumulation
+(:func:`~ovis_jax._src.cpu_kernels.accumulate`). Chunks of groups / categories run in a thread per
 core. JAX is neither imported nor used.
 """
 
@@ -15,19 +15,19 @@ import logging
 
 import numpy as np
 
-from ovis_jax import cpu_kernels as K
-from ovis_jax.grouping import (
+from ovis_jax._src import cpu_kernels as K
+from ovis_jax._src.grouping import (
     Groups,
     group_tracks,
     gt_ignore_flags,
     not_ignored_counts,
     range_flags,
 )
-from ovis_jax.loading import GroundTruth, Results
-from ovis_jax.params import EvalParams
-from ovis_jax.progress import Stopwatch
-from ovis_jax.rle import MaskTable, run_chunks
-from ovis_jax.summary import EvalResult, result_from_arrays
+from ovis_jax._src.loading import GroundTruth, Results
+from ovis_jax._src.params import EvalParams
+from ovis_jax._src.progress import Stopwatch
+from ovis_jax._src.rle import MaskTable, run_chunks
+from ovis_jax._src.summary import EvalResult, result_from_arrays
 
 __all__ = ["evaluate_cpu", "pair_ious"]
 

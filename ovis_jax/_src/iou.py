@@ -5,7 +5,7 @@
 - :class:`RunTable` lists every frame's foreground runs ``[s, e)`` of column-major pixel
   positions (host, NumPy): the streaming evaluator gathers predictions at the ground truth's
   foreground pixels from it. The file path computes intersections from the masks' bytes
-  instead (:mod:`ovis_jax.cpu_kernels` on the CPU, :mod:`ovis_jax.device_rle` on a device).
+  instead (``cpu_kernels`` on the CPU, ``device_rle`` on a device).
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ovis_jax.rle import MaskTable, run_chunks
+from ovis_jax._src.rle import MaskTable, run_chunks
 
 __all__ = ["RunTable", "track_ious"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class RunTable:
-    """Foreground runs of every frame of a :class:`~ovis_jax.rle.MaskTable` (host, NumPy).
+    """Foreground runs of every frame of a :class:`~ovis_jax._src.rle.MaskTable` (host, NumPy).
 
     Attributes:
         start: int32[runs] first pixel (column-major position) of each run within its frame.

@@ -23,9 +23,9 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from ovis_jax.errors import FormatError
-from ovis_jax.params import OCCLUSION_SCORES
-from ovis_jax.rle import MaskTable, mask_table
+from ovis_jax._src.errors import FormatError
+from ovis_jax._src.params import OCCLUSION_SCORES
+from ovis_jax._src.rle import MaskTable, mask_table
 
 __all__ = [
     "GroundTruth",
@@ -165,7 +165,7 @@ def _size_error(where: str, size: list[int], h: int, w: int) -> FormatError:
 
 class _TypedTrack(msgspec.Struct):
     """A result or annotation as the fast path parses it: ``segmentations`` stays a raw JSON
-    slice of the file (read by :mod:`ovis_jax.segjson`), the other keys are parsed untyped
+    slice of the file (read by :mod:`ovis_jax._src.segjson`), the other keys are parsed untyped
     and validated like any parsed object. Unknown keys are skipped."""
 
     segmentations: msgspec.Raw
@@ -197,10 +197,10 @@ def _as_dict(track: _TypedTrack) -> dict:
 
 def _parse(raw: bytes, decoder: msgspec.json.Decoder, label: str) -> Any:
     """Parses JSON bytes: the fast path's typed structs when the file has the expected shape
-    and every segmentation list is in the common form (see :mod:`ovis_jax.segjson`), else
+    and every segmentation list is in the common form (see :mod:`ovis_jax._src.segjson`), else
     the general untyped objects; the standard library's parser is the last resort (it reads
     numbers that overflow float64 as infinities, which validation then names)."""
-    from ovis_jax import segjson
+    from ovis_jax._src import segjson
 
     try:
         typed = decoder.decode(raw)
@@ -223,7 +223,7 @@ def _parse(raw: bytes, decoder: msgspec.json.Decoder, label: str) -> Any:
 
 class _FastFile:
     """A file read by the fast path: the items as mappings whose ``segmentations`` is the
-    track's index into ``segments`` (the arrays of :func:`ovis_jax.segjson.read_segmentations`)."""
+    track's index into ``segments`` (the arrays of ``segjson.read_segmentations``)."""
 
     def __init__(self, typed: Any, tracks: list[_TypedTrack], segments: dict) -> None:
         self.typed = typed

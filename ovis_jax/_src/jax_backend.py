@@ -1,8 +1,8 @@
 """The JAX backend: host bookkeeping (grouping, ranks, padding) around the device kernels.
 
 Device work (jit, float64/int64 under a scoped ``jax.enable_x64``): intersections
-(:mod:`ovis_jax.iou`), greedy matching (:mod:`ovis_jax.matching`) and accumulation
-(:mod:`ovis_jax.accumulation`). Host work (NumPy, variable sizes): which results and ground
+(:mod:`ovis_jax._src.iou`), greedy matching (:mod:`ovis_jax._src.matching`) and accumulation
+(:mod:`ovis_jax._src.accumulation`). Host work (NumPy, variable sizes): which results and ground
 truths form each (video, category) group, score ranks, ignore flags, padding to bucket sizes.
 The caller's global x64 setting is never changed.
 """
@@ -17,8 +17,8 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from ovis_jax.accumulation import accumulate
-from ovis_jax.grouping import (
+from ovis_jax._src.accumulation import accumulate
+from ovis_jax._src.grouping import (
     bucket,
     group_tracks,
     gt_ignore_flags,
@@ -26,13 +26,13 @@ from ovis_jax.grouping import (
     ragged_arange,
     range_flags,
 )
-from ovis_jax.iou import track_ious
-from ovis_jax.loading import GroundTruth, Results
-from ovis_jax.matching import match_groups
-from ovis_jax.params import EvalParams
-from ovis_jax.progress import Stopwatch
-from ovis_jax.rle import MaskTable
-from ovis_jax.summary import EvalResult, result_from_arrays
+from ovis_jax._src.iou import track_ious
+from ovis_jax._src.loading import GroundTruth, Results
+from ovis_jax._src.matching import match_groups
+from ovis_jax._src.params import EvalParams
+from ovis_jax._src.progress import Stopwatch
+from ovis_jax._src.rle import MaskTable
+from ovis_jax._src.summary import EvalResult, result_from_arrays
 
 __all__ = ["MatchInput", "evaluate_jax", "evaluate_tracks", "match_and_accumulate", "pair_frames"]
 
@@ -214,7 +214,7 @@ def evaluate_jax(
     """Evaluates with the JAX kernels on JAX's default device; numbers equal the reference's.
 
     The masks' bytes go to the device once, are decoded and intersected there
-    (:func:`ovis_jax.device_rle.device_pair_intersections`); matching and accumulation are
+    (:func:`ovis_jax._src.device_rle.device_pair_intersections`); matching and accumulation are
     jitted kernels. On a CPU-only machine this runs XLA on the CPU, which is much slower than
     the ``cpu`` backend (see the README).
 
@@ -226,7 +226,7 @@ def evaluate_jax(
     Returns:
         The :class:`~ovis_jax.EvalResult`.
     """
-    from ovis_jax.device_rle import device_pair_intersections
+    from ovis_jax._src.device_rle import device_pair_intersections
 
     d, g = results.masks, gt.masks
 

@@ -13,10 +13,10 @@ import logging
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from ovis_jax import progress
-from ovis_jax.loading import GroundTruth, Results
-from ovis_jax.params import EvalParams
-from ovis_jax.summary import EvalResult, result_from_arrays
+from ovis_jax._src import progress
+from ovis_jax._src.loading import GroundTruth, Results
+from ovis_jax._src.params import EvalParams
+from ovis_jax._src.summary import EvalResult, result_from_arrays
 
 __all__ = ["evaluate_reference", "greedy_match", "track_iou"]
 

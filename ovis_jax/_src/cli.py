@@ -22,10 +22,10 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 
-from ovis_jax.errors import FormatError
-from ovis_jax.evaluation import BACKENDS, evaluate, resolve_backend
-from ovis_jax.loading import load_ground_truth, load_results
-from ovis_jax.summary import format_per_category, format_summary
+from ovis_jax._src.errors import FormatError
+from ovis_jax._src.evaluation import BACKENDS, evaluate, resolve_backend
+from ovis_jax._src.loading import load_ground_truth, load_results
+from ovis_jax._src.summary import format_per_category, format_summary
 
 __all__ = ["main"]
 
@@ -118,7 +118,7 @@ class _Formatter(logging.Formatter):
 
 
 class _ProgressBar(logging.Handler):
-    """Draws the package's progress records (see :mod:`ovis_jax.progress`) as one updating line
+    """Draws the package's progress records (see :mod:`ovis_jax._src.progress`) as one updating line
     on stderr, when stderr is a terminal; other records pass to the normal handler."""
 
     def __init__(self, stream) -> None:
@@ -333,7 +333,7 @@ def _kernels_cached() -> bool:
     """Whether numba's disk cache holds the CPU kernels for the current sources (best effort,
     through numba's cache objects; True when it cannot tell)."""
     try:
-        from ovis_jax import cpu_kernels, segjson
+        from ovis_jax._src import cpu_kernels, segjson
 
         kernels = (
             segjson._walk_all,

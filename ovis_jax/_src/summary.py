@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ovis_jax.params import EvalParams
+from ovis_jax._src.params import EvalParams
 
 __all__ = [
     "OVIS_KEYS",

@@ -11,7 +11,7 @@ import dataclasses
 
 import numpy as np
 
-from ovis_jax.params import EvalParams
+from ovis_jax._src.params import EvalParams
 
 __all__ = [
     "Groups",

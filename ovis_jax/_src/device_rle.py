@@ -48,7 +48,7 @@ Every array is padded to a power-of-4 bucket so that chunks of similar size reus
 kernels (most chunks are full, so they share one); pairs are renumbered within each chunk.
 
 Meant for a GPU: on a CPU, XLA's cumulative sums and binary searches are ~15× slower than NumPy's,
-and the host path of :mod:`ovis_jax.iou` is the faster choice there.
+and the host path of :mod:`ovis_jax._src.iou` is the faster choice there.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ovis_jax.grouping import bucket
+from ovis_jax._src.grouping import bucket
 
 __all__ = ["device_pair_intersections"]
 
@@ -75,7 +75,7 @@ _ZERO_CHAR = 48  # b"0": a one-character value 0, used as padding
 
 
 def _bucket(n: int) -> int:
-    """The padded size of ``n`` elements (see :func:`ovis_jax.grouping.bucket`)."""
+    """The padded size of ``n`` elements (see :func:`ovis_jax._src.grouping.bucket`)."""
     return bucket(n, _MIN_BUCKET)
 
 

@@ -10,9 +10,9 @@ import sys
 import time
 from typing import Any
 
-from ovis_jax.loading import GroundTruth, Results, load_ground_truth, load_results
-from ovis_jax.params import EvalParams
-from ovis_jax.summary import EvalResult
+from ovis_jax._src.loading import GroundTruth, Results, load_ground_truth, load_results
+from ovis_jax._src.params import EvalParams
+from ovis_jax._src.summary import EvalResult
 
 __all__ = ["BACKENDS", "accelerator_present", "evaluate", "resolve_backend"]
 
@@ -95,15 +95,15 @@ def evaluate(
     logger.info("backend: %s", chosen)
     t2 = time.perf_counter()
     if chosen == "reference":
-        from ovis_jax.reference import evaluate_reference
+        from ovis_jax._src.reference import evaluate_reference
 
         result = evaluate_reference(gt, results, params=params)
     elif chosen == "cpu":
-        from ovis_jax.cpu_backend import evaluate_cpu
+        from ovis_jax._src.cpu_backend import evaluate_cpu
 
         result = evaluate_cpu(gt, results, params=params)
     else:
-        from ovis_jax.backend import evaluate_jax
+        from ovis_jax._src.jax_backend import evaluate_jax
 
         result = evaluate_jax(gt, results, params=params)
     timings.update(result.timings or {"evaluate": time.perf_counter() - t2})

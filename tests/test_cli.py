@@ -262,9 +262,9 @@ def test_usage_errors_exit_2(argv, capsys):
 def test_no_arguments_evaluates_the_demo_with_the_auto_backend(monkeypatch, capsys):
     calls = []
 
-    def evaluate(gt, results, *, backend):
+    def evaluate(gt, results, *, backend, **options):
         calls.append(backend)
-        return ovis_jax.evaluate(gt, results, backend="reference")
+        return ovis_jax.evaluate(gt, results, backend="reference", **options)
 
     monkeypatch.setattr(cli, "evaluate", evaluate)
     monkeypatch.setattr(cli, "resolve_backend", lambda backend, gt, results: f"<{backend}>")

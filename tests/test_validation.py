@@ -87,11 +87,11 @@ def test_missing_file_is_an_os_error(tmp_path):
 
 
 @pytest.mark.parametrize(("magic", "kind"), [(b"PK\x03\x04rest", "zip"), (b"\x1f\x8brest", "gzip")])
-def test_archive_given_as_json_is_named(tmp_path, tiny, magic, kind):
+def test_corrupt_archive_is_named(tmp_path, tiny, magic, kind):
     gt, _ = tiny
     path = tmp_path / "results.json"
     path.write_bytes(magic)
-    with pytest.raises(FormatError, match=f"results file .*results.json' is .*{kind}"):
+    with pytest.raises(FormatError, match=f"results file .*results.json': corrupt {kind}"):
         load_results(str(path), load_ground_truth(gt))
 
 

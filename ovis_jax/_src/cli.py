@@ -20,12 +20,17 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from ovis_jax._src.errors import FormatError
 from ovis_jax._src.evaluation import BACKENDS, evaluate, resolve_backend
-from ovis_jax._src.loading import load_ground_truth, load_results
-from ovis_jax._src.summary import format_per_category, format_summary
+from ovis_jax._src.loading import load_ground_truth, load_results, parse_untyped, read_bytes
+from ovis_jax._src.summary import (
+    format_groups,
+    format_per_category,
+    format_subsets,
+    format_summary,
+)
 
 __all__ = ["main"]
 
@@ -57,6 +62,23 @@ def _build_parser(prog: str | None) -> argparse.ArgumentParser:
     parser.add_argument("--gt", metavar="GT.json", help="ground-truth annotations (JSON object)")
     parser.add_argument(
         "--results", metavar="RESULTS.json", help="results to evaluate (JSON list of tracks)"
+    )
+    parser.add_argument(
+        "--subset",
+        metavar="NAME=FILE",
+        action="append",
+        default=[],
+        help="also evaluate the videos of FILE (a ground-truth file, or a JSON list of video "
+        "ids) on their own, as the YouTube-VIS 2022 script does; repeatable. With subsets "
+        "named short and long, the YouTube-VIS 2022 mAP is printed too",
+    )
+    parser.add_argument(
+        "--group",
+        metavar="NAME=FILE",
+        action="append",
+        default=[],
+        help="also report the numbers restricted to the categories of FILE (a JSON list of "
+        "category ids); repeatable. LV-VIS base / novel groups are added automatically",
     )
     parser.add_argument(
         "--demo",
@@ -253,6 +275,8 @@ def _run(
         gt.category_ids.shape[0],
         t1 - t0,
     )
+    subsets = {name: _video_ids(path, name) for name, path in _named(args.subset, "--subset")}
+    groups = {name: _category_ids(path, name) for name, path in _named(args.group, "--group")}
     results = load_results(results_path, gt)
     t2 = time.perf_counter()
     logger.info(
@@ -265,7 +289,12 @@ def _run(
     backend = resolve_backend(args.backend, gt, results)
     if backend == "jax" and not args.no_cache:
         _enable_compilation_cache(args.cache_dir)
-    result = evaluate(gt, results, backend=backend)
+    try:
+        result = evaluate(gt, results, backend=backend, subsets=subsets, groups=groups)
+    except ValueError as e:
+        if isinstance(e, FormatError):
+            raise
+        raise _CliError(str(e)) from None
     logger.info(
         "evaluated with the %r backend (%.2f s): %s",
         backend,
@@ -279,11 +308,58 @@ def _run(
         print(format_summary(result))
         print()
         print(format_per_category(result))
+        for text in (format_groups(result), format_subsets(result)):
+            if text:
+                print()
+                print(text)
         sys.stdout.flush()
     warnings = list(result.warnings)
     warnings += [w for w in dict.fromkeys(hold.held) if w not in result.warnings]
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
+
+
+def _named(specs: Sequence[str], flag: str) -> list[tuple[str, str]]:
+    """``NAME=FILE`` arguments as (name, path) pairs; a name given twice is an error."""
+    out: dict[str, str] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise _CliError(f"{flag} expects NAME=FILE, got {spec!r}")
+        if name in out:
+            raise _CliError(f"{flag} {name!r} is given twice")
+        out[name] = path
+    return list(out.items())
+
+
+def _json_file(path: str, what: str):
+    raw, label = read_bytes(path, what)
+    return parse_untyped(raw, label), label
+
+
+def _video_ids(path: str, name: str) -> list[int]:
+    """A subset's video ids: from a ground-truth file's ``videos``, or a JSON list of ids."""
+    data, label = _json_file(path, f"subset {name!r}")
+    if isinstance(data, dict) and isinstance(data.get("videos"), list):
+        data = [v.get("id") if isinstance(v, dict) else v for v in data["videos"]]
+    return _int_list(data, label, "video ids (or a ground-truth file)")
+
+
+def _category_ids(path: str, name: str) -> list[int]:
+    """A group's category ids: a JSON list of ids (or a file's ``categories``)."""
+    data, label = _json_file(path, f"group {name!r}")
+    if isinstance(data, dict) and isinstance(data.get("categories"), list):
+        data = [c.get("id") if isinstance(c, dict) else c for c in data["categories"]]
+    return _int_list(data, label, "category ids")
+
+
+def _int_list(data, label: str, what: str) -> list[int]:
+    if not isinstance(data, list):
+        raise _CliError(f"{label}: expected a JSON list of {what}, got {type(data).__name__}")
+    for i, x in enumerate(data):
+        if not isinstance(x, int) or isinstance(x, bool):
+            raise _CliError(f"{label}: entry [{i}] is {x!r}, expected an integer id")
+    return data
 
 
 def _enable_compilation_cache(cache_dir: str) -> None:
@@ -373,14 +449,29 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
             "numba caches them for later runs)",
             file=sys.stderr,
         )
-    with _logging_configured(args.verbose, args.quiet) as hold:
+
+    def body(hold: _HoldPackageWarnings) -> None:
+        if args.gt is None:
+            with _demo_paths() as (gt_path, results_path):
+                logger.info("evaluating the demo sample")
+                _run(args, gt_path, results_path, hold)
+        else:
+            _run(args, args.gt, args.results, hold)
+
+    return run_guarded(body, verbose=args.verbose, quiet=args.quiet)
+
+
+def run_guarded(body: Callable[[_HoldPackageWarnings], None], *, verbose: bool, quiet: bool) -> int:
+    """Runs a command's body with logging configured, and turns its failures into exit
+    statuses with one ``error:`` line (the shared tail of every ``python -m ovis_jax.*``).
+
+    Returns:
+        0, or 2 on a malformed / unreadable input or a usage problem found late, 130 when
+        interrupted, 141 when stdout was closed early.
+    """
+    with _logging_configured(verbose, quiet) as hold:
         try:
-            if args.gt is None:
-                with _demo_paths() as (gt_path, results_path):
-                    logger.info("evaluating the demo sample")
-                    _run(args, gt_path, results_path, hold)
-            else:
-                _run(args, args.gt, args.results, hold)
+            body(hold)
         except (FormatError, _CliError) as e:
             print(f"error: {_one_line(str(e))}", file=sys.stderr)
             return EXIT_ERROR

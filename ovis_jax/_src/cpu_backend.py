@@ -25,7 +25,7 @@ from ovis_jax._src.grouping import (
 )
 from ovis_jax._src.loading import GroundTruth, Results
 from ovis_jax._src.params import EvalParams
-from ovis_jax._src.progress import Stopwatch
+from ovis_jax._src.progress import Stopwatch, stage
 from ovis_jax._src.rle import MaskTable, run_chunks
 from ovis_jax._src.summary import EvalResult, result_from_arrays
 
@@ -138,14 +138,17 @@ def evaluate_cpu(
     params = params or EvalParams()
     watch = Stopwatch()
     lap = watch.lap
+    stage(logger, "decode")
 
     groups = group_tracks(
         gt, results.video_id, results.category_id, results.score, max_det=params.max_dets[-1]
     )
     lap("grouping")
+    stage(logger, "intersections")
     logger.info("intersections of %d track pairs", int(groups.pair_start[-1]))
     ious = pair_ious(results.masks, gt.masks, groups)
     lap("intersections")
+    stage(logger, "matching")
     flags = _match(ious, groups, gt, results, params)
     lap("matching")
     precision, recall = _accumulate(groups, gt, results, params, flags)

@@ -7,11 +7,28 @@ import importlib.util
 import logging
 import os
 import sys
-import time
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ovis_jax._src.loading import GroundTruth, Results, load_ground_truth, load_results
+import numpy as np
+
+from ovis_jax._src.errors import FormatError
+from ovis_jax._src.loading import (
+    NO_ANNOTATIONS,
+    GroundTruth,
+    Results,
+    load_ground_truth,
+    load_results,
+)
 from ovis_jax._src.params import EvalParams
+from ovis_jax._src.progress import Stopwatch, finished
+from ovis_jax._src.subsets import (
+    group_stats,
+    groups_of,
+    restrict_ground_truth,
+    restrict_results,
+    subset_video_ids,
+)
 from ovis_jax._src.summary import EvalResult
 
 __all__ = ["BACKENDS", "accelerator_present", "evaluate", "resolve_backend"]
@@ -59,52 +76,104 @@ def evaluate(
     *,
     backend: str = "auto",
     params: EvalParams | None = None,
+    subsets: Mapping[str, Iterable[int]] | None = None,
+    groups: Mapping[str, Iterable[int]] | None = None,
 ) -> EvalResult:
     """Evaluates results against ground truth: the official OVIS / YouTube-VIS video mask AP.
 
     Args:
-        gt: a :class:`GroundTruth`, a path to the ground-truth JSON, or its parsed object.
-        results: a :class:`Results`, a path to the results JSON, or its parsed list.
+        gt: a :class:`GroundTruth`, a path to the ground-truth JSON (or ``.json.gz``, or a zip
+            holding it), or its parsed object.
+        results: a :class:`Results`, a path to the results JSON (or ``.json.gz``, or a zip
+            holding it, e.g. a server submission), or its parsed list.
         backend: ``"auto"`` (default: ``"jax"`` when an accelerator is present and the data is
             large, else ``"cpu"``), ``"cpu"`` (compiled numba kernels; never imports JAX),
             ``"jax"`` (JAX kernels on JAX's default device, from the masks' bytes) or
             ``"reference"`` (the plain NumPy + pycocotools oracle). All give the same numbers.
         params: evaluation parameters; the official ones by default.
+        subsets: ``{name: video ids}``: each subset is also evaluated on its own, as the
+            YouTube-VIS 2022 script evaluates its short and long videos (the subset's videos
+            and their annotations, all categories; results of other videos left out).
+        groups: ``{name: category ids}``: the summary numbers restricted to each group's
+            categories. With LV-VIS ``partition`` labels, ``base`` and ``novel`` are added.
 
     Returns:
         The :class:`EvalResult` (named stats, precision [T, R, K, A, O, M], recall
-        [T, K, A, O, M], per-category numbers, warnings, the backend that ran, timings).
+        [T, K, A, O, M], per-category numbers, subsets, groups, warnings, the backend that
+        ran, timings).
 
     Raises:
-        FormatError: on a malformed input, naming the item.
-        ValueError: on an unknown backend.
+        FormatError: on a malformed input, naming the item, or a ground truth without
+            annotations.
+        ValueError: on an unknown backend, or a subset / group naming unknown ids.
     """
     if backend != "auto" and backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}, expected 'auto' or one of {BACKENDS}")
     params = params or EvalParams()
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
+    watch = Stopwatch()
     if not isinstance(gt, GroundTruth):
         gt = load_ground_truth(gt)
-        timings["load_gt"] = time.perf_counter() - t0
-    t1 = time.perf_counter()
+        watch.lap("load_gt")
+    if not gt.has_annotations:
+        raise FormatError(NO_ANNOTATIONS)
     if not isinstance(results, Results):
         results = load_results(results, gt)
-        timings["load_results"] = time.perf_counter() - t1
+        watch.lap("load_results")
+    subset_ids = {
+        name: subset_video_ids(gt, ids, name=name) for name, ids in (subsets or {}).items()
+    }
+    group_ids = groups_of(gt, groups)
     chosen = resolve_backend(backend, gt, results)
     logger.info("backend: %s", chosen)
-    t2 = time.perf_counter()
+    result = _run_backend(chosen, gt, results, params)
+    timings = {**watch.timings, **result.timings}
+    evaluated = {
+        name: _with_groups(
+            _run_backend(
+                chosen, restrict_ground_truth(gt, ids), restrict_results(results, ids), params
+            ),
+            group_ids,
+        )
+        for name, ids in subset_ids.items()
+    }
+    warnings = list(result.warnings) + _subset_warnings(evaluated)
+    finished(logger)
+    result = _with_groups(result, group_ids)
+    return dataclasses.replace(
+        result, backend=chosen, timings=timings, subsets=evaluated, warnings=tuple(warnings)
+    )
+
+
+def _run_backend(chosen: str, gt: GroundTruth, results: Results, params: EvalParams) -> EvalResult:
     if chosen == "reference":
         from ovis_jax._src.reference import evaluate_reference
 
-        result = evaluate_reference(gt, results, params=params)
-    elif chosen == "cpu":
+        return evaluate_reference(gt, results, params=params)
+    if chosen == "cpu":
         from ovis_jax._src.cpu_backend import evaluate_cpu
 
-        result = evaluate_cpu(gt, results, params=params)
-    else:
-        from ovis_jax._src.jax_backend import evaluate_jax
+        return evaluate_cpu(gt, results, params=params)
+    from ovis_jax._src.jax_backend import evaluate_jax
 
-        result = evaluate_jax(gt, results, params=params)
-    timings.update(result.timings or {"evaluate": time.perf_counter() - t2})
-    return dataclasses.replace(result, backend=chosen, timings=timings)
+    return evaluate_jax(gt, results, params=params)
+
+
+def _with_groups(result: EvalResult, group_ids: Mapping[str, np.ndarray]) -> EvalResult:
+    return dataclasses.replace(
+        result,
+        groups={name: group_stats(result, ids) for name, ids in group_ids.items()},
+        group_categories=dict(group_ids),
+    )
+
+
+def _subset_warnings(subsets: Mapping[str, EvalResult]) -> list[str]:
+    undefined = [name for name, sub in subsets.items() if sub.stats["AP"] == -1]
+    warnings = [
+        f"subset {name!r} has no ground-truth tracks: its numbers are -1 (undefined)"
+        for name in undefined
+    ]
+    if {"short", "long"} <= set(subsets) and {"short", "long"} & set(undefined):
+        warnings.append(
+            "the YouTube-VIS 2022 mAP averages an undefined (-1) AP, as the official script does"
+        )
+    return warnings

@@ -30,7 +30,7 @@ from ovis_jax._src.iou import track_ious
 from ovis_jax._src.loading import GroundTruth, Results
 from ovis_jax._src.matching import match_groups
 from ovis_jax._src.params import EvalParams
-from ovis_jax._src.progress import Stopwatch
+from ovis_jax._src.progress import Stopwatch, stage
 from ovis_jax._src.rle import MaskTable
 from ovis_jax._src.summary import EvalResult, result_from_arrays
 
@@ -285,6 +285,7 @@ def evaluate_tracks(
     params = params or EvalParams()
     watch = Stopwatch()
     lap = watch.lap
+    stage(logger, "decode")
 
     n_k = gt.category_ids.shape[0]
     groups = group_tracks(gt, video_id, category_id, score, max_det=params.max_dets[-1])
@@ -300,9 +301,11 @@ def evaluate_tracks(
     # Pairs: each kept result with every ground truth of its group (result-major).
     pair_d, pair_g = groups.pairs()
     lap("grouping")
+    stage(logger, "intersections")
     with jax.enable_x64(True), _float64_device():
         inter = pair_intersections(pair_d, pair_g)
         lap("intersections")
+        stage(logger, "matching")
         g_area = gt.masks.track_areas()
         n_pairs = pair_d.shape[0]
         pad = bucket(n_pairs, 64) - n_pairs

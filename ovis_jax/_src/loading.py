@@ -11,18 +11,23 @@ import dataclasses
 import difflib
 import functools
 import gc
+import gzip
 import hashlib
+import io
 import json
 import logging
 import math
 import os
 import reprlib
+import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import numpy as np
 
+from ovis_jax._src import progress
 from ovis_jax._src.errors import FormatError
 from ovis_jax._src.params import OCCLUSION_SCORES
 from ovis_jax._src.rle import MaskTable, mask_table
@@ -70,6 +75,10 @@ class GroundTruth:
             input of the pycocotools reference path.
         warnings: what loading noticed and did about it.
         fingerprint: a string identifying this ground truth (ids, sizes, categories).
+        category_partition: int64[K] the categories' LV-VIS ``partition`` (0, 1 base; 2, 3
+            novel), -1 where the file has none.
+        has_annotations: False for a file without ``annotations`` (a validation split),
+            loaded with ``require_annotations=False``.
     """
 
     format: str
@@ -86,6 +95,10 @@ class GroundTruth:
     rles: Sequence[tuple[dict | None, ...]]
     warnings: tuple[str, ...]
     fingerprint: str
+    category_partition: np.ndarray = dataclasses.field(
+        default_factory=lambda: np.zeros(0, dtype=np.int64)
+    )
+    has_annotations: bool = True
 
     @property
     def has_occlusion(self) -> bool:
@@ -212,6 +225,12 @@ def _parse(raw: bytes, decoder: msgspec.json.Decoder, label: str) -> Any:
         if segments is not None:
             return _FastFile(typed, tracks, segments)
         del typed, tracks
+    return parse_untyped(raw, label)
+
+
+def parse_untyped(raw: bytes, label: str) -> Any:
+    """JSON bytes as plain Python objects (msgspec; the standard library as the last resort,
+    for numbers that overflow float64 or NaN / Infinity, which validation then names)."""
     try:
         return _UNTYPED.decode(raw)
     except (msgspec.DecodeError, RecursionError) as e:
@@ -303,20 +322,57 @@ def _collectors(data: Any) -> tuple[Any, Any]:
     return _SegmentationCollector(), _SegmentationCollector()
 
 
-def _read(source: Any, what: str, decoder: msgspec.json.Decoder) -> Any:
-    """A path's parsed contents (see :func:`_parse`), or an already-parsed object as is.
+def read_bytes(path: str | os.PathLike, what: str) -> tuple[bytes, str]:
+    """A JSON file's bytes, from the file itself, a ``.gz`` of it, or a zip archive holding it
+    (its only ``.json`` member, or ``results.json``), and the label naming it in messages.
 
     Raises:
         OSError: the file cannot be read (``FileNotFoundError`` when it does not exist).
-        FormatError: it is not JSON (a zip or gzip archive is named as such).
+        FormatError: a corrupt archive, or a zip without exactly one JSON member to read.
+    """
+    with open(path, "rb") as f:
+        raw = f.read()
+    label = f"{what} file {os.fspath(path)!r}"
+    if raw.startswith(b"\x1f\x8b"):
+        try:
+            return gzip.decompress(raw), label
+        except (OSError, EOFError, zlib.error) as e:
+            raise FormatError(f"{label}: corrupt gzip data ({e})") from None
+    if raw.startswith(b"PK\x03\x04") or raw.startswith(b"PK\x05\x06"):
+        return _zip_member(raw, label)
+    return raw, label
+
+
+def _zip_member(raw: bytes, label: str) -> tuple[bytes, str]:
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as z:
+            names = [n for n in z.namelist() if not n.endswith("/")]
+            jsons = [n for n in names if n.lower().endswith(".json")]
+            if "results.json" in names:
+                name = "results.json"
+            elif len(jsons) == 1:
+                name = jsons[0]
+            else:
+                raise FormatError(
+                    f"{label} is a zip archive with {len(jsons)} JSON members "
+                    f"({_show(names)}): expected one, e.g. results.json at its root"
+                )
+            return z.read(name), f"{label} (member {name!r})"
+    except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+        raise FormatError(f"{label}: corrupt zip archive ({e})") from None
+
+
+def _read(source: Any, what: str, decoder: msgspec.json.Decoder) -> Any:
+    """A path's parsed contents (see :func:`read_bytes` and :func:`_parse`), or an
+    already-parsed object as is.
+
+    Raises:
+        OSError: the file cannot be read (``FileNotFoundError`` when it does not exist).
+        FormatError: it is not JSON (nor a gzip or zip archive of a JSON file).
     """
     if isinstance(source, (str, os.PathLike)):
-        with open(source, "rb") as f:
-            raw = f.read()
-        label = f"{what} file {os.fspath(source)!r}"
-        for magic, kind in ((b"PK\x03\x04", "a zip archive"), (b"\x1f\x8b", "gzip-compressed")):
-            if raw.startswith(magic):
-                raise FormatError(f"{label} is {kind}, not JSON: extract it first")
+        progress.stage(logger, "read")
+        raw, label = read_bytes(source, what)
         return _parse(raw, decoder, label)
     return source
 
@@ -562,10 +618,11 @@ def _parse_videos(raw: Any) -> tuple[Video, ...]:
     return tuple(videos[k] for k in sorted(videos))
 
 
-def _parse_categories(raw: Any) -> tuple[np.ndarray, tuple[str, ...]]:
+def _parse_categories(raw: Any) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
+    """Category ids (ascending), names, and LV-VIS ``partition`` labels (-1 where absent)."""
     if not isinstance(raw, list):
         raise FormatError(f"ground truth: 'categories' must be a list, got {type(raw).__name__}")
-    cats: dict[int, str] = {}
+    cats: dict[int, tuple[str, int]] = {}
     for i, c in enumerate(raw):
         cid = _require(c, "id", f"categories[{i}]")
         if not _is_id(cid):
@@ -575,9 +632,19 @@ def _parse_categories(raw: Any) -> tuple[np.ndarray, tuple[str, ...]]:
         if int(cid) in cats:
             raise FormatError(f"categories[{i}]: duplicated category id {cid}")
         name = c.get("name", cid)
-        cats[int(cid)] = name if isinstance(name, str) else _label(name)
+        part = c.get("partition", -1)
+        if part is None:
+            part = -1
+        if not _is_int(part):
+            raise FormatError(
+                f"categories[{i}] (category_id {cid}): 'partition' must be an integer, "
+                f"got {_show(part)}"
+            )
+        cats[int(cid)] = (name if isinstance(name, str) else _label(name), int(part))
     ids = sorted(cats)
-    return np.asarray(ids, dtype=np.int64), tuple(cats[k] for k in ids)
+    names = tuple(cats[k][0] for k in ids)
+    partition = np.asarray([cats[k][1] for k in ids], dtype=np.int64)
+    return np.asarray(ids, dtype=np.int64), names, partition
 
 
 def _valid_labels(occ: list) -> bool:
@@ -613,25 +680,27 @@ def _occlusion_score(occ: list, where: str) -> float | None:
     return float(np.mean(np.asarray(values[len(values) // 2 :], dtype=np.float64)))
 
 
-def _duplicate_tracks(keep: list[tuple[int, int, int, float]], masks: MaskTable) -> int:
-    """How many kept results are exact copies of an earlier one (video, category, score, and
-    the same strings frame by frame). Masks are compared only between results that share
-    video, category and score."""
+def duplicate_pairs(keep: Sequence[tuple], masks: MaskTable) -> list[tuple[int, int]]:
+    """The kept results that are exact copies of an earlier one (video, category, score, and
+    the same strings frame by frame), as ``(index, index of the first copy)`` into ``keep``
+    (rows ``(id, video_id, category_id, score)``). Masks are compared only between results
+    that share video, category and score."""
     candidates: dict[tuple[int, int, float], list[int]] = {}
     for t, (_, vid, cid, score) in enumerate(keep):
         candidates.setdefault((vid, cid, score), []).append(t)
-    duplicates = 0
+    pairs = []
     for tracks in candidates.values():
         if len(tracks) < 2:
             continue
-        seen: list[tuple[np.ndarray, ...]] = []
+        seen: list[tuple[int, tuple[np.ndarray, ...]]] = []
         for t in tracks:
             track = _track_strings(masks, t)
-            if any(_same_strings(track, other) for other in seen):
-                duplicates += 1
+            first = next((u for u, other in seen if _same_strings(track, other)), None)
+            if first is None:
+                seen.append((t, track))
             else:
-                seen.append(track)
-    return duplicates
+                pairs.append((t, first))
+    return sorted(pairs)
 
 
 def _track_strings(masks: MaskTable, t: int) -> tuple[np.ndarray, ...]:
@@ -665,12 +734,198 @@ def _avg_area(areas: list) -> float:
     return float(np.array(kept, dtype=np.float64).mean()) if kept else 0.0
 
 
+class _Annotation(NamedTuple):
+    """One kept ground-truth annotation, as :func:`_parse_annotation` reads it."""
+
+    id: int
+    video_id: int
+    category_id: int
+    iscrowd: bool
+    avg_area: float  # NaN: no 'areas' in the file (computed from the masks later)
+    occ_score: float | None  # None: no occlusion label in any frame
+
+
+@dataclasses.dataclass
+class _GtContext:
+    """What the per-annotation parser needs and what it tallies across annotations."""
+
+    video_by_id: dict[int, Video]
+    known_cats: set[int]
+    is_ovis: bool
+    collector: Any
+    discarded: Any
+    seen_ids: dict[int, int] = dataclasses.field(default_factory=dict)
+    unknown_cat: int = 0
+
+
+NO_ANNOTATIONS = (
+    "the ground truth has no 'annotations' (a validation or test split, scored by the "
+    "evaluation server?): it cannot score results; to check a results file against it, run "
+    "python -m ovis_jax.check --gt GT.json --results RESULTS.json"
+)
+
+
+def _gt_object(data: Any, *, require_annotations: bool) -> tuple[Any, Any, list]:
+    """The ground truth's (videos, categories, annotations); annotations ``[]`` when absent or
+    null and not required."""
+    if not isinstance(data, Mapping):
+        raise FormatError(
+            f"ground truth: expected a JSON object with 'videos', 'annotations' and "
+            f"'categories', got {type(data).__name__}"
+        )
+    for key in ("videos", "categories"):
+        if key not in data:
+            raise FormatError(f"ground truth: missing top-level key {key!r}")
+    anns = data.get("annotations")
+    if anns is None:
+        if require_annotations:
+            raise FormatError(NO_ANNOTATIONS)
+        anns = []
+    if not isinstance(anns, list):
+        raise FormatError(f"ground truth: 'annotations' must be a list, got {type(anns).__name__}")
+    for i, a in enumerate(anns):
+        if not isinstance(a, Mapping):
+            raise FormatError(f"annotations[{i}]: expected a JSON object, got {type(a).__name__}")
+    return data["videos"], data["categories"], anns
+
+
+def _is_ovis_format(anns: list) -> bool:
+    """Whether the annotations carry occlusion labels (all of them, or none)."""
+    has_occ = ["occlusion" in a for a in anns]
+    if any(has_occ) and not all(has_occ):
+        i = has_occ.index(False)
+        raise FormatError(
+            f"annotations[{i}] (video_id {_label(anns[i].get('video_id'))}): missing key "
+            "'occlusion' (other annotations have occlusion labels)"
+        )
+    return bool(anns) and all(has_occ)
+
+
+def _annotation_areas(a: Mapping, video: Video, where: str) -> float:
+    """The track's ``avg_area`` from its ``areas`` list (NaN when it has none)."""
+    areas = a.get("areas")
+    if areas is None:
+        return math.nan
+    if not isinstance(areas, list) or len(areas) != video.length:
+        n = len(areas) if isinstance(areas, list) else type(areas).__name__
+        raise _length_error(where, "areas", n, video)
+    for t, ar in enumerate(areas if not _plain_areas(areas) else ()):
+        if ar is not None and not (_is_finite_number(ar) and ar >= 0):
+            raise FormatError(
+                f"{where}, frame {t}: area must be a non-negative number or null, got {_show(ar)}"
+            )
+    return _avg_area(areas)
+
+
+def _parse_annotation(i: int, a: Mapping, ctx: _GtContext) -> _Annotation | None:
+    """Validates ``annotations[i]`` and adds its masks to the context's collector.
+
+    Returns:
+        The annotation, or None when its category is not in 'categories' (then its masks are
+        validated all the same, and counted).
+    """
+    where = f"annotations[{i}]"
+    vid = _require(a, "video_id", where)
+    where = f"annotations[{i}] (video_id {_label(vid)})"
+    if not _is_int(vid):
+        raise FormatError(f"{where}: 'video_id' must be an integer, got {_kind(vid)}")
+    if int(vid) not in ctx.video_by_id:
+        raise FormatError(f"{where}: unknown video_id {_show(vid)} (not in 'videos')")
+    video = ctx.video_by_id[int(vid)]
+    aid = _require(a, "id", where)
+    if not _is_id(aid):
+        raise FormatError(f"{where}: 'id' must be an integer (64-bit), got {_show(aid)}")
+    if int(aid) in ctx.seen_ids:
+        raise FormatError(
+            f"{where}: duplicated annotation id {aid} (also annotations[{ctx.seen_ids[int(aid)]}])"
+        )
+    ctx.seen_ids[int(aid)] = i
+    cid = _require(a, "category_id", where)
+    if not _is_id(cid):
+        raise FormatError(f"{where}: 'category_id' must be an integer (64-bit), got {_show(cid)}")
+    segs = _require(a, "segmentations", where)
+    iscrowd = a.get("iscrowd", 0)
+    if iscrowd not in (0, 1, True, False):
+        raise FormatError(f"{where}: 'iscrowd' must be 0 or 1, got {_show(iscrowd)}")
+    if int(cid) not in ctx.known_cats:
+        ctx.unknown_cat += 1
+        # Validated all the same: a malformed file is malformed wherever the error is.
+        ctx.discarded.add_track(segs, video, where)
+        return None
+    ctx.collector.add_track(segs, video, where)
+    avg_area = _annotation_areas(a, video, where)
+    occ_score: float | None = 0.0
+    if ctx.is_ovis:
+        occ = a["occlusion"]
+        if not isinstance(occ, list) or len(occ) != video.length:
+            n = len(occ) if isinstance(occ, list) else type(occ).__name__
+            raise _length_error(where, "occlusion", n, video)
+        occ_score = _occlusion_score(occ, where)
+    return _Annotation(int(aid), int(vid), int(cid), bool(iscrowd), avg_area, occ_score)
+
+
+def _fill_missing_areas(avg: np.ndarray, masks: MaskTable) -> int:
+    """Replaces the NaN entries of ``avg`` (tracks without 'areas') by the masks' average
+    areas, in place; returns how many there were."""
+    missing = np.flatnonzero(np.isnan(avg))
+    for g in missing.tolist():
+        f0, f1 = masks.frame_start[g], masks.frame_start[g + 1]
+        avg[g] = _avg_area(masks.area[f0:f1].tolist())
+    return int(missing.size)
+
+
+def _gt_warnings(
+    *, has_annotations: bool, num_anns: int, missing_areas: int, unknown_cat: int, no_occ: int
+) -> list[str]:
+    """The user-facing warnings of a ground-truth file, in a fixed order."""
+    warnings = []
+    if has_annotations and not num_anns:
+        warnings.append(
+            "the ground truth has no annotations: every number is -1 (undefined), and without "
+            "occlusion labels the YouTube-VIS summary (12 numbers) is printed"
+        )
+    if missing_areas:
+        warnings.append(
+            f"{missing_areas} ground-truth track(s) have no 'areas': their areas were "
+            "computed from the masks"
+        )
+    if unknown_cat:
+        warnings.append(
+            f"{unknown_cat} ground-truth annotation(s) have a category_id not in 'categories' "
+            "and are not evaluated"
+        )
+    if no_occ:
+        warnings.append(
+            f"{no_occ} ground-truth track(s) have no occlusion label in any frame: their "
+            "occlusion score is 0.0 (the official evaluator divides by zero here)"
+        )
+    return warnings
+
+
+def _fingerprint(videos: tuple[Video, ...], cat_ids: np.ndarray, ann_ids: list, fmt: str) -> str:
+    text = json.dumps(
+        {
+            "videos": [[v.id, v.height, v.width, v.length] for v in videos],
+            "categories": cat_ids.tolist(),
+            "annotations": ann_ids,
+            "format": fmt,
+        },
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 @_gc_paused
-def load_ground_truth(source: PathOrObject) -> GroundTruth:
+def load_ground_truth(source: PathOrObject, *, require_annotations: bool = True) -> GroundTruth:
     """Loads and validates a ground-truth file.
 
     Args:
-        source: a path to the JSON file, or the already-parsed object (not modified).
+        source: a path to the JSON file (also ``.json.gz`` or a zip holding one JSON file), or
+            the already-parsed object (not modified).
+        require_annotations: if False, a file without ``annotations`` (or with
+            ``"annotations": null``, as the validation splits ship) loads with no tracks and
+            ``has_annotations`` False; if True (default) it is an error, since nothing could
+            be scored against it.
 
     Returns:
         The validated :class:`GroundTruth`; the format (OVIS or YouTube-VIS) is detected from
@@ -679,164 +934,116 @@ def load_ground_truth(source: PathOrObject) -> GroundTruth:
     Raises:
         FormatError: naming the offending item and what was expected.
     """
-    data = _read(source, "ground truth", _TYPED_GT)
-    fast = data
+    data = fast = _read(source, "ground truth", _TYPED_GT)
+    progress.stage(logger, "validate")
     if isinstance(data, _FastFile):
-        data = {
-            "videos": fast.typed.videos,
-            "categories": fast.typed.categories,
-            "annotations": fast.items,
-        }
-    if not isinstance(data, Mapping):
-        raise FormatError(
-            f"ground truth: expected a JSON object with 'videos', 'annotations' and "
-            f"'categories', got {type(data).__name__}"
-        )
-    for key in ("videos", "annotations", "categories"):
-        if key not in data:
-            raise FormatError(f"ground truth: missing top-level key {key!r}")
-    videos = _parse_videos(data["videos"])
-    video_by_id = {v.id: v for v in videos}
-    cat_ids, cat_names = _parse_categories(data["categories"])
-    known_cats = set(cat_ids.tolist())
-    anns = data["annotations"]
-    if not isinstance(anns, list):
-        raise FormatError(f"ground truth: 'annotations' must be a list, got {type(anns).__name__}")
-    for i, a in enumerate(anns):
-        if not isinstance(a, Mapping):
-            raise FormatError(f"annotations[{i}]: expected a JSON object, got {type(a).__name__}")
-    has_occ = ["occlusion" in a for a in anns]
-    is_ovis = bool(anns) and any(has_occ)
-    if is_ovis and not all(has_occ):
-        i = has_occ.index(False)
-        vid = anns[i].get("video_id")
-        raise FormatError(
-            f"annotations[{i}] (video_id {vid}): missing key 'occlusion' (other annotations "
-            "have occlusion labels)"
-        )
-    warnings: list[str] = []
-    if not anns:
-        warnings.append(
-            "the ground truth has no annotations: every number is -1 (undefined), and without "
-            "occlusion labels the YouTube-VIS summary (12 numbers) is printed"
-        )
-    seen_ids: dict[int, int] = {}
+        t = fast.typed
+        data = {"videos": t.videos, "categories": t.categories, "annotations": fast.items}
+    raw_videos, raw_cats, anns = _gt_object(data, require_annotations=require_annotations)
+    has_annotations = isinstance(data, Mapping) and data.get("annotations") is not None
+    videos = _parse_videos(raw_videos)
+    cat_ids, cat_names, partition = _parse_categories(raw_cats)
     collector, discarded = _collectors(fast)
-    rows: list[tuple[int, int, int, bool, float, float]] = []
-    unknown_cat = 0
-    no_occ_label = 0
-    missing_areas: list[int] = []  # track indices whose avg_area comes from the masks
-    for i, a in enumerate(anns):
-        where = f"annotations[{i}]"
-        vid = _require(a, "video_id", where)
-        where = f"annotations[{i}] (video_id {_label(vid)})"
-        if not _is_int(vid):
-            raise FormatError(f"{where}: 'video_id' must be an integer, got {_kind(vid)}")
-        if int(vid) not in video_by_id:
-            raise FormatError(f"{where}: unknown video_id {_show(vid)} (not in 'videos')")
-        video = video_by_id[int(vid)]
-        aid = _require(a, "id", where)
-        if not _is_id(aid):
-            raise FormatError(f"{where}: 'id' must be an integer (64-bit), got {_show(aid)}")
-        if int(aid) in seen_ids:
-            raise FormatError(
-                f"{where}: duplicated annotation id {aid} (also annotations[{seen_ids[int(aid)]}])"
-            )
-        seen_ids[int(aid)] = i
-        cid = _require(a, "category_id", where)
-        if not _is_id(cid):
-            raise FormatError(
-                f"{where}: 'category_id' must be an integer (64-bit), got {_show(cid)}"
-            )
-        segs = _require(a, "segmentations", where)
-        iscrowd = a.get("iscrowd", 0)
-        if iscrowd not in (0, 1, True, False):
-            raise FormatError(f"{where}: 'iscrowd' must be 0 or 1, got {_show(iscrowd)}")
-        if int(cid) not in known_cats:
-            unknown_cat += 1
-            # Validated all the same: a malformed file is malformed wherever the error is.
-            discarded.add_track(segs, video, where)
-            continue
-        collector.add_track(segs, video, where)
-        if "areas" in a and a["areas"] is not None:
-            areas = a["areas"]
-            if not isinstance(areas, list) or len(areas) != video.length:
-                n = len(areas) if isinstance(areas, list) else type(areas).__name__
-                raise _length_error(where, "areas", n, video)
-            for t, ar in enumerate(areas if not _plain_areas(areas) else ()):
-                if ar is not None and not (_is_finite_number(ar) and ar >= 0):
-                    raise FormatError(
-                        f"{where}, frame {t}: area must be a non-negative number or null, "
-                        f"got {_show(ar)}"
-                    )
-            avg_area = _avg_area(areas)
-        else:
-            avg_area = math.nan
-            missing_areas.append(len(rows))
-        occ_score = 0.0
-        if is_ovis:
-            occ = a["occlusion"]
-            if not isinstance(occ, list) or len(occ) != video.length:
-                n = len(occ) if isinstance(occ, list) else type(occ).__name__
-                raise _length_error(where, "occlusion", n, video)
-            score = _occlusion_score(occ, where)
-            if score is None:
-                no_occ_label += 1
-                score = 0.0
-            occ_score = score
-        rows.append((int(aid), int(vid), int(cid), bool(iscrowd), avg_area, occ_score))
+    ctx = _GtContext(
+        video_by_id={v.id: v for v in videos},
+        known_cats=set(cat_ids.tolist()),
+        is_ovis=_is_ovis_format(anns),
+        collector=collector,
+        discarded=discarded,
+    )
+    rows = [r for i, a in enumerate(anns) if (r := _parse_annotation(i, a, ctx)) is not None]
     masks = collector.build()
     discarded.build()
-    avg = np.asarray([r[4] for r in rows], dtype=np.float64)
-    if missing_areas:
-        for g in missing_areas:
-            f0, f1 = masks.frame_start[g], masks.frame_start[g + 1]
-            avg[g] = _avg_area(masks.area[f0:f1].tolist())
-        warnings.append(
-            f"{len(missing_areas)} ground-truth track(s) have no 'areas': their areas were "
-            "computed from the masks"
-        )
-    if unknown_cat:
-        warnings.append(
-            f"{unknown_cat} ground-truth annotation(s) have a category_id not in 'categories' "
-            "and are not evaluated"
-        )
-    if no_occ_label:
-        warnings.append(
-            f"{no_occ_label} ground-truth track(s) have no occlusion label in any frame: their "
-            "occlusion score is 0.0 (the official evaluator divides by zero here)"
-        )
-    for w in warnings:
-        logger.warning(w)
-    fingerprint = json.dumps(
-        {
-            "videos": [[v.id, v.height, v.width, v.length] for v in videos],
-            "categories": cat_ids.tolist(),
-            "annotations": [r[0] for r in rows],
-            "format": "ovis" if is_ovis else "ytvis",
-        },
-        separators=(",", ":"),
+    avg = np.asarray([r.avg_area for r in rows], dtype=np.float64)
+    fmt = "ovis" if ctx.is_ovis else "ytvis"
+    warnings = _gt_warnings(
+        has_annotations=has_annotations,
+        num_anns=len(anns),
+        missing_areas=_fill_missing_areas(avg, masks),
+        unknown_cat=ctx.unknown_cat,
+        no_occ=sum(r.occ_score is None for r in rows),
     )
+    for w in warnings:
+        logger.debug("warning: %s", w)  # returned in .warnings: one channel
     return GroundTruth(
-        format="ovis" if is_ovis else "ytvis",
+        format=fmt,
         videos=videos,
         category_ids=cat_ids,
         category_names=cat_names,
-        ann_id=np.asarray([r[0] for r in rows], dtype=np.int64),
-        video_id=np.asarray([r[1] for r in rows], dtype=np.int64),
-        category_id=np.asarray([r[2] for r in rows], dtype=np.int64),
-        iscrowd=np.asarray([r[3] for r in rows], dtype=bool),
+        ann_id=np.asarray([r.id for r in rows], dtype=np.int64),
+        video_id=np.asarray([r.video_id for r in rows], dtype=np.int64),
+        category_id=np.asarray([r.category_id for r in rows], dtype=np.int64),
+        iscrowd=np.asarray([r.iscrowd for r in rows], dtype=bool),
         avg_area=avg,
-        occ_score=np.asarray([r[5] for r in rows], dtype=np.float64),
+        occ_score=np.asarray([r.occ_score or 0.0 for r in rows], dtype=np.float64),
         masks=masks,
         rles=masks.rles(),
         warnings=tuple(warnings),
-        fingerprint=hashlib.sha256(fingerprint.encode()).hexdigest()[:16],
+        fingerprint=_fingerprint(videos, cat_ids, [r.id for r in rows], fmt),
+        category_partition=partition,
+        has_annotations=has_annotations,
     )
 
 
 # --------------------------------------------------------------------------------------------
 # Results
+
+
+class _Result(NamedTuple):
+    """One kept result, as :func:`_parse_result` reads it."""
+
+    id: int  # 1..N in file order (SPEC step 1)
+    video_id: int
+    category_id: int
+    score: float
+
+
+@dataclasses.dataclass
+class _ResultsContext:
+    """What the per-result parser needs and what it tallies across results."""
+
+    video_by_id: dict[int, Video]
+    known_cats: set[int]
+    collector: Any
+    discarded: Any
+    unknown: dict[int, int] = dataclasses.field(default_factory=dict)
+
+
+def unknown_video_error(where: str, vid: Any) -> FormatError:
+    return FormatError(
+        f"{where}: unknown video_id {_show(vid)} (not in the ground truth; to evaluate some of "
+        "the videos, give the whole ground truth and --subset / subsets=)"
+    )
+
+
+def _parse_result(i: int, r: Any, ctx: _ResultsContext) -> _Result | None:
+    """Validates ``results[i]`` and adds its masks to the context's collector.
+
+    Returns:
+        The result, or None when its category is not in the ground truth (then its masks are
+        validated all the same, and counted).
+    """
+    where = f"results[{i}]"
+    vid = _require(r, "video_id", where)
+    where = f"results[{i}] (video_id {_label(vid)})"
+    if not _is_int(vid):
+        raise FormatError(f"{where}: 'video_id' must be an integer, got {_kind(vid)}")
+    if int(vid) not in ctx.video_by_id:
+        raise unknown_video_error(where, vid)
+    video = ctx.video_by_id[int(vid)]
+    cid = _require(r, "category_id", where)
+    if not _is_id(cid):
+        raise FormatError(f"{where}: 'category_id' must be an integer (64-bit), got {_show(cid)}")
+    score = _require(r, "score", where)
+    if not _is_finite_number(score):
+        raise FormatError(f"{where}: 'score' must be a finite number, got {_show(score)}")
+    segs = _require(r, "segmentations", where)
+    if int(cid) not in ctx.known_cats:
+        ctx.unknown[int(cid)] = ctx.unknown.get(int(cid), 0) + 1
+        ctx.discarded.add_track(segs, video, where)
+        return None
+    ctx.collector.add_track(segs, video, where)
+    return _Result(i + 1, int(vid), int(cid), float(score))
 
 
 @_gc_paused
@@ -856,6 +1063,7 @@ def load_results(source: PathOrObject, gt: GroundTruth) -> Results:
         FormatError: naming the offending result (index and video id) and what was expected.
     """
     data = fast = _read(source, "results", _TYPED_RESULTS)
+    progress.stage(logger, "validate")
     if isinstance(data, _FastFile):
         data = fast.items
     warnings: list[str] = []
@@ -867,38 +1075,12 @@ def load_results(source: PathOrObject, gt: GroundTruth) -> Results:
         )
     if not isinstance(data, list):
         raise FormatError(f"results: expected a JSON list of results, got {type(data).__name__}")
-    video_by_id = gt.video_by_id
-    known_cats = set(gt.category_ids.tolist())
-    collector, discarded = _collectors(fast)
-    keep: list[tuple[int, int, int, float]] = []
-    unknown: dict[int, int] = {}
-    for i, r in enumerate(data):
-        where = f"results[{i}]"
-        vid = _require(r, "video_id", where)
-        where = f"results[{i}] (video_id {_label(vid)})"
-        if not _is_int(vid):
-            raise FormatError(f"{where}: 'video_id' must be an integer, got {_kind(vid)}")
-        if int(vid) not in video_by_id:
-            raise FormatError(f"{where}: unknown video_id {_show(vid)} (not in the ground truth)")
-        video = video_by_id[int(vid)]
-        cid = _require(r, "category_id", where)
-        if not _is_id(cid):
-            raise FormatError(
-                f"{where}: 'category_id' must be an integer (64-bit), got {_show(cid)}"
-            )
-        score = _require(r, "score", where)
-        if not _is_finite_number(score):
-            raise FormatError(f"{where}: 'score' must be a finite number, got {_show(score)}")
-        segs = _require(r, "segmentations", where)
-        if int(cid) not in known_cats:
-            unknown[int(cid)] = unknown.get(int(cid), 0) + 1
-            discarded.add_track(segs, video, where)
-            continue
-        collector.add_track(segs, video, where)
-        keep.append((i + 1, int(vid), int(cid), float(score)))
+    ctx = _ResultsContext(gt.video_by_id, set(gt.category_ids.tolist()), *_collectors(fast))
+    keep = [r for i, item in enumerate(data) if (r := _parse_result(i, item, ctx)) is not None]
+    collector, discarded, unknown = ctx.collector, ctx.discarded, ctx.unknown
     masks = collector.build()
     discarded.build()
-    duplicates = _duplicate_tracks(keep, masks)
+    duplicates = len(duplicate_pairs(keep, masks))
     if duplicates:
         warnings.append(
             f"{duplicates} result(s) are exact duplicates of an earlier result (same video, "
@@ -915,14 +1097,14 @@ def load_results(source: PathOrObject, gt: GroundTruth) -> Results:
             "not evaluated"
         )
     for w in warnings:
-        logger.warning(w)
+        logger.debug("warning: %s", w)  # returned in .warnings: one channel
     # avg_area: mean of the non-null, non-zero pixel counts.
     avg = masks.track_avg_areas()
     return Results(
-        result_id=np.asarray([k[0] for k in keep], dtype=np.int64),
-        video_id=np.asarray([k[1] for k in keep], dtype=np.int64),
-        category_id=np.asarray([k[2] for k in keep], dtype=np.int64),
-        score=np.asarray([k[3] for k in keep], dtype=np.float64),
+        result_id=np.asarray([k.id for k in keep], dtype=np.int64),
+        video_id=np.asarray([k.video_id for k in keep], dtype=np.int64),
+        category_id=np.asarray([k.category_id for k in keep], dtype=np.int64),
+        score=np.asarray([k.score for k in keep], dtype=np.float64),
         avg_area=avg,
         masks=masks,
         rles=masks.rles(),

@@ -11,7 +11,11 @@ from __future__ import annotations
 import logging
 import time
 
-__all__ = ["Stopwatch", "report"]
+__all__ = ["STAGES", "Stopwatch", "finished", "report", "stage"]
+
+#: The stages every backend reports, in order (a stage a backend fuses with another is
+#: reported when it begins all the same).
+STAGES = ("read", "validate", "decode", "intersections", "matching")
 
 
 class Stopwatch:
@@ -44,3 +48,17 @@ def report(logger: logging.Logger, done: int, total: int, what: str) -> None:
         logger.info(
             "%s: %d/%d %s", logger.name, done, total, what, extra={"progress": (done, total, what)}
         )
+
+
+def stage(logger: logging.Logger, name: str) -> None:
+    """Logs that stage ``name`` (one of :data:`STAGES`) begins, as a progress record."""
+    i = STAGES.index(name)
+    logger.info(
+        "stage %d/%d: %s", i + 1, len(STAGES), name, extra={"progress": (i, len(STAGES), name)}
+    )
+
+
+def finished(logger: logging.Logger) -> None:
+    """Logs that all stages are done (the CLI's progress bar then ends its line)."""
+    n = len(STAGES)
+    logger.info("stages done", extra={"progress": (n, n, "done")})

@@ -168,6 +168,8 @@ def evaluate_reference(
 
     # Steps 5-10, per (video, category) pair; None where the pair has nothing.
     evals: dict[tuple[int, int], _PairEval] = {}
+    progress.stage(logger, "decode")  # masks are decoded pair by pair, with the intersections
+    progress.stage(logger, "intersections")
     for i, v in enumerate(video_ids):
         for k in cat_ids:
             g_idx, d_idx = gts.get((v, k), []), dts.get((v, k), [])
@@ -176,6 +178,7 @@ def evaluate_reference(
         progress.report(logger, i + 1, len(video_ids), "videos matched")
 
     # Step 11: accumulation.
+    progress.stage(logger, "matching")
     n_t, n_r = len(params.iou_thresholds), len(params.recall_thresholds)
     n_k, n_a = len(cat_ids), len(params.area_ranges)
     n_o, n_m = params.occlusion_bounds(gt.has_occlusion).shape[0], len(params.max_dets)

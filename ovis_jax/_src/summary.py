@@ -7,6 +7,7 @@ named numbers, :func:`format_summary` and :func:`format_per_category` only lay t
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,9 @@ __all__ = [
     "OVIS_KEYS",
     "YTVIS_KEYS",
     "EvalResult",
+    "format_groups",
     "format_per_category",
+    "format_subsets",
     "format_summary",
     "result_from_arrays",
     "summarize",
@@ -105,6 +108,10 @@ class EvalResult:
         backend: the backend that computed it (``"cpu"``, ``"jax"`` or ``"reference"``).
         timings: seconds spent in each stage, in order (loading included when
             :func:`~ovis_jax.evaluate` read the files).
+        subsets: per video subset (``evaluate(..., subsets=)``), its own evaluation.
+        groups: per category group (``evaluate(..., groups=)``, and LV-VIS ``base`` /
+            ``novel``), the summary numbers restricted to its categories.
+        group_categories: per group, int64[K'] its category ids.
     """
 
     format: str
@@ -117,6 +124,17 @@ class EvalResult:
     warnings: tuple[str, ...] = ()
     backend: str = ""
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    subsets: Mapping[str, EvalResult] = dataclasses.field(default_factory=dict)
+    groups: Mapping[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    group_categories: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    @property
+    def short_long_map(self) -> float | None:
+        """YouTube-VIS 2022's ``mAP = (AP_short + AP_long) / 2`` when subsets named ``short``
+        and ``long`` were evaluated, else None."""
+        if "short" not in self.subsets or "long" not in self.subsets:
+            return None
+        return (self.subsets["short"].stats["AP"] + self.subsets["long"].stats["AP"]) / 2
 
     @property
     def per_category(self) -> list[dict[str, Any]]:
@@ -142,12 +160,34 @@ class EvalResult:
 
     def to_json(self) -> dict[str, Any]:
         """The JSON document the CLI writes with ``--json``."""
-        return {
+        doc: dict[str, Any] = {
             "format": self.format,
             "stats": dict(self.stats),
             "per_category": self.per_category,
             "warnings": list(self.warnings),
             "backend": self.backend,
+        }
+        if self.groups:
+            doc["groups"] = self._groups_json()
+        if self.subsets:
+            doc["subsets"] = {
+                name: {
+                    "stats": dict(sub.stats),
+                    **({"groups": sub._groups_json()} if sub.groups else {}),
+                }
+                for name, sub in self.subsets.items()
+            }
+        if self.short_long_map is not None:
+            doc["ytvis2022_mAP"] = self.short_long_map
+        return doc
+
+    def _groups_json(self) -> dict[str, Any]:
+        return {
+            name: {
+                "category_ids": self.group_categories[name].tolist(),
+                "stats": dict(stats),
+            }
+            for name, stats in self.groups.items()
         }
 
 
@@ -213,3 +253,34 @@ def format_per_category(result: EvalResult) -> str:
             f"{cell(r['AP75'])}  {cell(r['AR100'])}"
         )
     return "\n".join(out)
+
+
+def format_groups(result: EvalResult) -> str:
+    """A table of the category groups' numbers: a row per group, a column per number
+    (``-`` where undefined); empty when there are no groups."""
+    if not result.groups:
+        return ""
+    keys = list(result.stats)
+    width = max(len("group"), *(len(n) for n in result.groups))
+    out = [f"{'group':<{width}}  {'K':>5}  " + "  ".join(f"{k:>6}" for k in keys)]
+    for name, stats in result.groups.items():
+        cells = "  ".join(f"{v:6.3f}" if v > -1 else f"{'-':>6}" for v in stats.values())
+        out.append(f"{name:<{width}}  {len(result.group_categories[name]):>5}  {cells}")
+    return "\n".join(out)
+
+
+def format_subsets(result: EvalResult) -> str:
+    """Each video subset's summary in the official layout, under a title line, and the
+    YouTube-VIS 2022 mAP when subsets ``short`` and ``long`` were evaluated."""
+    parts = []
+    for name, sub in result.subsets.items():
+        parts.append(f"subset {name!r}:")
+        parts.append(format_summary(sub))
+        if sub.groups:
+            parts.append(format_groups(sub))
+        parts.append("")
+    if result.short_long_map is not None:
+        parts.append(
+            f"YouTube-VIS 2022 mAP = (AP_short + AP_long) / 2 = {result.short_long_map:0.3f}"
+        )
+    return "\n".join(parts).rstrip("\n")

@@ -152,7 +152,8 @@ class _ProgressBar(logging.Handler):
         done, total, what = record.progress
         width = 30
         filled = width * done // max(total, 1)
-        self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {what}")
+        line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {what}"
+        self.stream.write("\r" + line.ljust(72))  # padded: no tail of a longer line is left
         self.active = done < total
         if not self.active:
             self.stream.write("\n")

@@ -734,6 +734,24 @@ def _avg_area(areas: list) -> float:
     return float(np.array(kept, dtype=np.float64).mean()) if kept else 0.0
 
 
+def _item_video(
+    item: Any, label: str, video_by_id: Mapping[int, Video], unknown: str
+) -> tuple[str, Video]:
+    """An item's description for messages (``label (video_id v)``) and its video.
+
+    Raises:
+        FormatError: no ``video_id``, not an integer, or not a known video (``unknown`` says
+            where it was looked for).
+    """
+    vid = _require(item, "video_id", label)
+    where = f"{label} (video_id {_label(vid)})"
+    if not _is_int(vid):
+        raise FormatError(f"{where}: 'video_id' must be an integer, got {_kind(vid)}")
+    if int(vid) not in video_by_id:
+        raise FormatError(f"{where}: unknown video_id {_show(vid)} ({unknown})")
+    return where, video_by_id[int(vid)]
+
+
 class _Annotation(NamedTuple):
     """One kept ground-truth annotation, as :func:`_parse_annotation` reads it."""
 
@@ -824,14 +842,8 @@ def _parse_annotation(i: int, a: Mapping, ctx: _GtContext) -> _Annotation | None
         The annotation, or None when its category is not in 'categories' (then its masks are
         validated all the same, and counted).
     """
-    where = f"annotations[{i}]"
-    vid = _require(a, "video_id", where)
-    where = f"annotations[{i}] (video_id {_label(vid)})"
-    if not _is_int(vid):
-        raise FormatError(f"{where}: 'video_id' must be an integer, got {_kind(vid)}")
-    if int(vid) not in ctx.video_by_id:
-        raise FormatError(f"{where}: unknown video_id {_show(vid)} (not in 'videos')")
-    video = ctx.video_by_id[int(vid)]
+    where, video = _item_video(a, f"annotations[{i}]", ctx.video_by_id, "not in 'videos'")
+    vid = video.id
     aid = _require(a, "id", where)
     if not _is_id(aid):
         raise FormatError(f"{where}: 'id' must be an integer (64-bit), got {_show(aid)}")
@@ -1009,11 +1021,10 @@ class _ResultsContext:
     unknown: dict[int, int] = dataclasses.field(default_factory=dict)
 
 
-def unknown_video_error(where: str, vid: Any) -> FormatError:
-    return FormatError(
-        f"{where}: unknown video_id {_show(vid)} (not in the ground truth; to evaluate some of "
-        "the videos, give the whole ground truth and --subset / subsets=)"
-    )
+UNKNOWN_VIDEO_HINT = (
+    "not in the ground truth; to evaluate some of the videos, give the whole ground truth and "
+    "--subset / subsets="
+)
 
 
 def _parse_result(i: int, r: Any, ctx: _ResultsContext) -> _Result | None:
@@ -1023,14 +1034,8 @@ def _parse_result(i: int, r: Any, ctx: _ResultsContext) -> _Result | None:
         The result, or None when its category is not in the ground truth (then its masks are
         validated all the same, and counted).
     """
-    where = f"results[{i}]"
-    vid = _require(r, "video_id", where)
-    where = f"results[{i}] (video_id {_label(vid)})"
-    if not _is_int(vid):
-        raise FormatError(f"{where}: 'video_id' must be an integer, got {_kind(vid)}")
-    if int(vid) not in ctx.video_by_id:
-        raise unknown_video_error(where, vid)
-    video = ctx.video_by_id[int(vid)]
+    where, video = _item_video(r, f"results[{i}]", ctx.video_by_id, UNKNOWN_VIDEO_HINT)
+    vid = video.id
     cid = _require(r, "category_id", where)
     if not _is_id(cid):
         raise FormatError(f"{where}: 'category_id' must be an integer (64-bit), got {_show(cid)}")

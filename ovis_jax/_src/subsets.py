@@ -52,45 +52,30 @@ def subset_video_ids(gt: GroundTruth, video_ids: Iterable[int], *, name: str) ->
     return ids
 
 
+def _take(tracks: GroundTruth | Results, keep: np.ndarray, fields: tuple[str, ...], **more):
+    """A copy holding only tracks ``keep`` (per-track arrays, masks), warnings left to the
+    whole file's."""
+    masks = tracks.masks.take(keep)
+    taken = {name: getattr(tracks, name)[keep] for name in fields}
+    return dataclasses.replace(tracks, masks=masks, rles=masks.rles(), warnings=(), **taken, **more)
+
+
 def restrict_ground_truth(gt: GroundTruth, video_ids: np.ndarray) -> GroundTruth:
     """The ground truth of some videos (ids from :func:`subset_video_ids`): their videos and
-    annotations in file order, every category. Its warnings are left to the whole file's."""
+    annotations in file order, every category."""
     keep = np.flatnonzero(np.isin(gt.video_id, video_ids))
     videos = tuple(v for v in gt.videos if v.id in set(video_ids.tolist()))
-    masks = gt.masks.take(keep)
-    return dataclasses.replace(
-        gt,
-        videos=videos,
-        ann_id=gt.ann_id[keep],
-        video_id=gt.video_id[keep],
-        category_id=gt.category_id[keep],
-        iscrowd=gt.iscrowd[keep],
-        avg_area=gt.avg_area[keep],
-        occ_score=gt.occ_score[keep],
-        masks=masks,
-        rles=masks.rles(),
-        warnings=(),
-        fingerprint=_fingerprint(videos, gt.category_ids, gt.ann_id[keep].tolist(), gt.format),
-    )
+    fields = ("ann_id", "video_id", "category_id", "iscrowd", "avg_area", "occ_score")
+    fingerprint = _fingerprint(videos, gt.category_ids, gt.ann_id[keep].tolist(), gt.format)
+    return _take(gt, keep, fields, videos=videos, fingerprint=fingerprint)
 
 
 def restrict_results(results: Results, video_ids: np.ndarray) -> Results:
     """The results of some videos, in file order, keeping their ids (ties in score still
-    resolve by position in the file). Its warnings are left to the whole file's."""
+    resolve by position in the file)."""
     keep = np.flatnonzero(np.isin(results.video_id, video_ids))
-    masks = results.masks.take(keep)
-    return dataclasses.replace(
-        results,
-        result_id=results.result_id[keep],
-        video_id=results.video_id[keep],
-        category_id=results.category_id[keep],
-        score=results.score[keep],
-        avg_area=results.avg_area[keep],
-        masks=masks,
-        rles=masks.rles(),
-        num_unknown_category=0,
-        warnings=(),
-    )
+    fields = ("result_id", "video_id", "category_id", "score", "avg_area")
+    return _take(results, keep, fields, num_unknown_category=0)
 
 
 def groups_of(gt: GroundTruth, groups: Mapping[str, Iterable[int]] | None) -> dict[str, np.ndarray]:

@@ -1,9 +1,12 @@
 """ovis_jax: exact, fast OVIS / YouTube-VIS video instance segmentation evaluation in JAX."""
 
+from ovis_jax._src.check import CheckReport, check_results
 from ovis_jax._src.errors import FormatError
 from ovis_jax._src.evaluation import BACKENDS, evaluate
 from ovis_jax._src.loading import GroundTruth, Results, Video, load_ground_truth, load_results
+from ovis_jax._src.pack import pack_results
 from ovis_jax._src.params import EvalParams
+from ovis_jax._src.split import split_ground_truth
 from ovis_jax._src.summary import EvalResult, format_per_category, format_summary, summarize
 
 __version__ = "0.1.0"
@@ -31,6 +34,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "BACKENDS",
+    "CheckReport",
     "EvalParams",
     "EvalResult",
     "FormatError",
@@ -39,11 +43,14 @@ __all__ = [
     "StreamingEvaluator",
     "StreamingState",
     "Video",
+    "check_results",
     "evaluate",
     "format_per_category",
     "format_summary",
     "load_ground_truth",
     "load_results",
+    "pack_results",
     "resize_masks",
+    "split_ground_truth",
     "summarize",
 ]

@@ -310,7 +310,7 @@ def test_to_json_and_format() -> None:
 def test_unknown_backend_is_rejected() -> None:
     gt = _gt([(1, 1, _frames(B))])
     with pytest.raises(ValueError, match="backend"):
-        analyze_errors(*_load(gt, []), backend="jax")
+        analyze_errors(*_load(gt, []), backend="gpu")
 
 
 def test_inputs_are_not_modified() -> None:

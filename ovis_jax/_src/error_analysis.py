@@ -29,7 +29,8 @@ Oracles (TIDE's ``fix``, applied to one label at a time, never cumulatively):
   every other result of the label being fixed is removed.
 - ``duplicate`` / ``both`` / ``background``: those results are removed.
 - ``missed``: those ground truths are removed (fewer positives in their categories).
-- ``false_positive`` (TIDE's special error): every false positive is removed.
+- ``false_positive`` (TIDE's special error): every false positive is removed (TIDE re-scores
+  them to 0, behind every true positive, which gives the same AP).
 - ``false_negative`` (special): every unmatched not-ignored ground truth is removed.
 
 Deviations from TIVE (and why):
@@ -556,7 +557,8 @@ def analyze_errors(
         params: evaluation parameters (the official ones by default); the analysis uses the
             "all" area and occlusion ranges, IoU 0.5 and 100 results per (video, category).
         backend: how the IoUs are computed: ``"cpu"`` (numba kernels) or ``"reference"``
-            (pycocotools); both give identical numbers.
+            (pycocotools); both give identical numbers. ``"auto"`` and ``"jax"`` mean
+            ``"cpu"`` (this pass has no device kernels).
 
     Returns:
         The :class:`ErrorAnalysis`.
@@ -564,8 +566,11 @@ def analyze_errors(
     Raises:
         ValueError: on an unknown backend, or parameters without the ranges above.
     """
-    if backend not in ("cpu", "reference"):
-        raise ValueError(f"unknown backend {backend!r} for error analysis: 'cpu' or 'reference'")
+    if backend not in ("auto", "cpu", "jax", "reference"):
+        raise ValueError(
+            f"unknown backend {backend!r}, expected 'auto', 'cpu', 'jax' or 'reference'"
+        )
+    backend = "reference" if backend == "reference" else "cpu"
     params = params or EvalParams()
     kept = _kept(gt, results, params)
     videos = _videos(gt, results, kept, backend)

@@ -59,6 +59,9 @@ def evaluate(
     *,
     backend: str = "auto",
     params: EvalParams | None = None,
+    lengths: bool = True,
+    matches: bool = False,
+    errors: bool = False,
 ) -> EvalResult:
     """Evaluates results against ground truth: the official OVIS / YouTube-VIS video mask AP.
 
@@ -70,10 +73,16 @@ def evaluate(
             ``"jax"`` (JAX kernels on JAX's default device, from the masks' bytes) or
             ``"reference"`` (the plain NumPy + pycocotools oracle). All give the same numbers.
         params: evaluation parameters; the official ones by default.
+        lengths: also compute AP / AR by track length (``length_stats``, ``length_precision``,
+            ``length_recall``); a second matching over the same IoUs.
+        matches: also record, per result, the ground truth it is matched to
+            (``EvalResult.matches``, a :class:`~ovis_jax.Matches`).
+        errors: also run the error analysis (``EvalResult.errors``).
 
     Returns:
         The :class:`EvalResult` (named stats, precision [T, R, K, A, O, M], recall
-        [T, K, A, O, M], per-category numbers, warnings, the backend that ran, timings).
+        [T, K, A, O, M], scores, per-category numbers, the length breakdown, warnings, the
+        backend that ran, timings; matches and errors when asked for).
 
     Raises:
         FormatError: on a malformed input, naming the item.
@@ -94,17 +103,28 @@ def evaluate(
     chosen = resolve_backend(backend, gt, results)
     logger.info("backend: %s", chosen)
     t2 = time.perf_counter()
+    options = {"params": params, "lengths": lengths, "matches": matches}
     if chosen == "reference":
         from ovis_jax._src.reference import evaluate_reference
 
-        result = evaluate_reference(gt, results, params=params)
+        result = evaluate_reference(gt, results, **options)
     elif chosen == "cpu":
         from ovis_jax._src.cpu_backend import evaluate_cpu
 
-        result = evaluate_cpu(gt, results, params=params)
+        result = evaluate_cpu(gt, results, **options)
     else:
         from ovis_jax._src.jax_backend import evaluate_jax
 
-        result = evaluate_jax(gt, results, params=params)
+        result = evaluate_jax(gt, results, **options)
     timings.update(result.timings or {"evaluate": time.perf_counter() - t2})
-    return dataclasses.replace(result, backend=chosen, timings=timings)
+    analysis = None
+    if errors:
+        from ovis_jax._src.error_analysis import analyze_errors
+
+        t3 = time.perf_counter()
+        # Its IoUs come from the numba kernels, or pycocotools for the reference backend.
+        analysis = analyze_errors(
+            gt, results, params=params, backend="reference" if chosen == "reference" else "cpu"
+        )
+        timings["errors"] = time.perf_counter() - t3
+    return dataclasses.replace(result, backend=chosen, timings=timings, errors=analysis)

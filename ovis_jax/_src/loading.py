@@ -18,7 +18,7 @@ import math
 import os
 import reprlib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import numpy as np
@@ -30,6 +30,7 @@ from ovis_jax._src.rle import MaskTable, mask_table
 __all__ = [
     "GroundTruth",
     "Results",
+    "UnknownResults",
     "Video",
     "load_ground_truth",
     "load_results",
@@ -96,6 +97,21 @@ class GroundTruth:
         return {v.id: v for v in self.videos}
 
 
+class UnknownResults(NamedTuple):
+    """The results whose category id is not in the ground truth (not evaluated), U of them.
+
+    Attributes:
+        result_id: int64[U] ids in the numbering of ``Results.result_id`` (file index + 1).
+        video_id, category_id: int64[U].
+        score: float64[U].
+    """
+
+    result_id: np.ndarray
+    video_id: np.ndarray
+    category_id: np.ndarray
+    score: np.ndarray
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Results:
     """Validated results of known categories, D tracks in file order.
@@ -110,6 +126,7 @@ class Results:
         rles: per track, per frame, a compressed RLE dict or None (reference path input).
         num_unknown_category: results whose category id is not in the ground truth (not kept).
         warnings: what loading noticed and did about it.
+        unknown: those results' ids, videos, categories and scores (for per-result reports).
     """
 
     result_id: np.ndarray
@@ -121,6 +138,7 @@ class Results:
     rles: Sequence[tuple[dict | None, ...]]
     num_unknown_category: int
     warnings: tuple[str, ...]
+    unknown: UnknownResults | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -871,6 +889,7 @@ def load_results(source: PathOrObject, gt: GroundTruth) -> Results:
     known_cats = set(gt.category_ids.tolist())
     collector, discarded = _collectors(fast)
     keep: list[tuple[int, int, int, float]] = []
+    dropped: list[tuple[int, int, int, float]] = []
     unknown: dict[int, int] = {}
     for i, r in enumerate(data):
         where = f"results[{i}]"
@@ -893,6 +912,7 @@ def load_results(source: PathOrObject, gt: GroundTruth) -> Results:
         if int(cid) not in known_cats:
             unknown[int(cid)] = unknown.get(int(cid), 0) + 1
             discarded.add_track(segs, video, where)
+            dropped.append((i + 1, int(vid), int(cid), float(score)))
             continue
         collector.add_track(segs, video, where)
         keep.append((i + 1, int(vid), int(cid), float(score)))
@@ -928,4 +948,10 @@ def load_results(source: PathOrObject, gt: GroundTruth) -> Results:
         rles=masks.rles(),
         num_unknown_category=n_unknown,
         warnings=tuple(warnings),
+        unknown=UnknownResults(
+            result_id=np.asarray([k[0] for k in dropped], dtype=np.int64),
+            video_id=np.asarray([k[1] for k in dropped], dtype=np.int64),
+            category_id=np.asarray([k[2] for k in dropped], dtype=np.int64),
+            score=np.asarray([k[3] for k in dropped], dtype=np.float64),
+        ),
     )

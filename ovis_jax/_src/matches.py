@@ -172,7 +172,8 @@ def match_records(gt, results, groups: Groups, ious: np.ndarray, *, params: Eval
         col = pos[has] - groups.g_start[grp]
         ng = groups.g_start[grp + 1] - groups.g_start[grp]
         iou[has] = ious[groups.pair_start[grp] + row * ng + col]
-    gt_track = np.where(has, g_track[np.maximum(pos, 0)], -1)
+    gt_track = np.full(pos.shape[0], -1, dtype=np.int64)
+    gt_track[has] = g_track[pos[has]]
     kept = groups.d_track
     overflow = np.setdiff1d(np.arange(results.score.shape[0]), kept)
     n_t = out.shape[1]
@@ -204,6 +205,8 @@ def assemble_matches(gt, results, *, index, gt_track, iou, matched) -> Matches:
     unknown = results.unknown
     n_u = 0 if unknown is None else unknown.result_id.shape[0]
     has = gt_track >= 0
+    gt_ids = np.zeros(gt_track.shape[0], dtype=np.int64)
+    gt_ids[has] = gt.ann_id[gt_track[has]]
 
     def cat(known, other):
         return np.concatenate([known, other]) if n_u else np.asarray(known)
@@ -216,9 +219,7 @@ def assemble_matches(gt, results, *, index, gt_track, iou, matched) -> Matches:
         video_id=cat(results.video_id[index], u.video_id if n_u else None)[order],
         category_id=cat(results.category_id[index], u.category_id if n_u else None)[order],
         score=cat(results.score[index], u.score if n_u else None)[order],
-        gt_id=cat(np.where(has, gt.ann_id[np.maximum(gt_track, 0)], 0), np.zeros(n_u, np.int64))[
-            order
-        ],
+        gt_id=cat(gt_ids, np.zeros(n_u, np.int64))[order],
         has_gt=cat(has, np.zeros(n_u, bool))[order],
         iou=cat(np.asarray(iou, dtype=np.float64), np.full(n_u, np.nan))[order],
         matched=cat(matched, np.zeros((n_u, n_t), bool))[order],

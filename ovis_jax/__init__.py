@@ -3,11 +3,19 @@
 from ovis_jax._src.check import CheckReport, check_results
 from ovis_jax._src.errors import FormatError
 from ovis_jax._src.evaluation import BACKENDS, evaluate
+from ovis_jax._src.export import save_arrays
 from ovis_jax._src.loading import GroundTruth, Results, Video, load_ground_truth, load_results
+from ovis_jax._src.matches import Matches, write_matches
 from ovis_jax._src.pack import pack_results
 from ovis_jax._src.params import EvalParams
 from ovis_jax._src.split import split_ground_truth
-from ovis_jax._src.summary import EvalResult, format_per_category, format_summary, summarize
+from ovis_jax._src.summary import (
+    EvalResult,
+    format_length,
+    format_per_category,
+    format_summary,
+    summarize,
+)
 
 __version__ = "0.1.0"
 
@@ -17,6 +25,9 @@ _LAZY = {
     "StreamingEvaluator": "ovis_jax.streaming",
     "StreamingState": "ovis_jax.streaming",
     "resize_masks": "ovis_jax.streaming",
+    "plot_results": "ovis_jax._src.plots",
+    "analyze_errors": "ovis_jax._src.error_analysis",
+    "format_errors": "ovis_jax._src.error_analysis",
 }
 
 
@@ -39,18 +50,25 @@ __all__ = [
     "EvalResult",
     "FormatError",
     "GroundTruth",
+    "Matches",
     "Results",
     "StreamingEvaluator",
     "StreamingState",
     "Video",
+    "analyze_errors",
     "check_results",
     "evaluate",
+    "format_errors",
+    "format_length",
     "format_per_category",
     "format_summary",
     "load_ground_truth",
     "load_results",
     "pack_results",
+    "plot_results",
     "resize_masks",
+    "save_arrays",
     "split_ground_truth",
     "summarize",
+    "write_matches",
 ]

@@ -91,8 +91,15 @@ def test_demo_prints_the_18_numbers():
     rows = parse_summary(lines[:18])
     assert [r[:5] for r in rows] == OVIS_LINES
     assert lines[18] == ""
-    assert lines[19].split() == ["id", "category", "AP", "AP50", "AP75", "AR100"]
-    assert len(lines) > 20  # one row per category
+    # AP then AR per track-length range (OVIS: 4 ranges), then the per-category table.
+    length = lines[19:27]
+    assert [line.split("length=")[1].split()[0] for line in length] == [
+        "short", "medium", "long", "very_long"
+    ] * 2  # fmt: skip
+    assert [line.split()[2] for line in length] == ["(AP)"] * 4 + ["(AR)"] * 4
+    assert lines[27] == ""
+    assert lines[28].split() == ["id", "category", "AP", "AP50", "AP75", "AR100"]
+    assert len(lines) > 29  # one row per category
     assert "Traceback" not in proc.stderr
 
 
@@ -102,7 +109,15 @@ def test_json_output_and_stdout(files):
                    "--backend", "reference")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(open(out).read())
-    assert list(doc) == ["format", "stats", "per_category", "warnings", "backend"]
+    assert list(doc) == [
+        "format", "stats", "length", "length_ranges", "per_category", "warnings", "backend"
+    ]  # fmt: skip
+    assert doc["length_ranges"] == {
+        "short": [0, 16], "medium": [17, 32], "long": [33, 96], "very_long": [97, 1e10]
+    }  # fmt: skip
+    assert list(doc["length"]) == [
+        f"{kind}_{name}" for kind in ("AP", "AR") for name in doc["length_ranges"]
+    ]
     assert doc["backend"] == "reference"
     assert doc["format"] == "ovis"
     assert tuple(doc["stats"]) == OFFICIAL_ORDER == OVIS_KEYS
@@ -110,7 +125,7 @@ def test_json_output_and_stdout(files):
     assert [c["id"] for c in doc["per_category"]] == [1, 2]
     assert [c["name"] for c in doc["per_category"]] == ["person", "dog"]
     for c in doc["per_category"]:
-        assert list(c) == ["id", "name", "AP", "AP50", "AP75", "AR100"]
+        assert list(c) == ["id", "name", *OVIS_KEYS, *doc["length"]]
     (warning,) = doc["warnings"]
     assert "category_id not in the ground truth (42)" in warning
     # The printed numbers are the JSON numbers, rounded; the warning goes to stderr once.
@@ -137,6 +152,10 @@ def test_youtube_vis_ground_truth_gives_12_numbers(tmp_path, tiny_ytvis):
     assert [r[:5] for r in rows] == YTVIS_LINES
     assert "occlusion" not in proc.stdout
     assert lines[12] == ""
+    assert [line.split("length=")[1].split()[0] for line in lines[13:19]] == [
+        "short", "medium", "long"
+    ] * 2  # fmt: skip
+    assert lines[19] == ""
     doc = json.loads(out.read_text())
     assert doc["format"] == "ytvis"
     assert tuple(doc["stats"]) == YTVIS_KEYS
@@ -174,7 +193,13 @@ def test_output_layout(files, capsys):
     assert cli.main(["--gt", gt_path, "--results", results_path, "--backend", "reference"]) == 0
     captured = capsys.readouterr()
     result = ovis_jax.evaluate(gt_path, results_path, backend="reference")
-    expected = ovis_jax.format_summary(result) + "\n\n" + ovis_jax.format_per_category(result)
+    expected = "\n\n".join(
+        (
+            ovis_jax.format_summary(result),
+            ovis_jax.format_length(result),
+            ovis_jax.format_per_category(result),
+        )
+    )
     assert captured.out == expected + "\n"
     assert captured.err == "".join(f"warning: {w}\n" for w in result.warnings)
 

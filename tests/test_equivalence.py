@@ -26,8 +26,10 @@ def assert_same(ref: ovis_jax.EvalResult, got: ovis_jax.EvalResult, what: str) -
             f"{what}: stats differ\n keys      {list(ref.stats)}\n reference {r.tolist()}\n"
             f" jax       {g.tolist()}\n diff      {(g - r).tolist()}"
         )
-    for name in ("precision", "recall"):
+    for name in ("precision", "recall", "scores", "length_precision", "length_recall"):
         a, b = getattr(ref, name), getattr(got, name)
+        if a is None and b is None:
+            continue
         assert a.shape == b.shape, f"{what}: {name} shape {a.shape} vs {b.shape}"
         bad = np.argwhere(np.abs(a - b) > TOL)
         if bad.size:
@@ -38,17 +40,44 @@ def assert_same(ref: ovis_jax.EvalResult, got: ovis_jax.EvalResult, what: str) -
             )
 
 
+def assert_same_matches(ref: ovis_jax.Matches, got: ovis_jax.Matches, what: str) -> None:
+    """Every field of every per-result record equal (IoUs exactly: the same float64 division
+    of the same integers); on failure print the first differing record of both sides."""
+    for field in ref._fields:
+        a, b = getattr(ref, field), getattr(got, field)
+        assert a.shape == b.shape, f"{what}: matches.{field} shape {a.shape} vs {b.shape}"
+        same = (a == b) | (np.isnan(a) & np.isnan(b)) if a.dtype.kind == "f" else a == b
+        bad = np.flatnonzero(~same.reshape(a.shape[0], int(np.prod(a.shape[1:]))).all(axis=1))
+        if bad.size:
+            i = int(bad[0])
+            raise AssertionError(
+                f"{what}: matches.{field} differs for {bad.size} results; first, result {i}: "
+                f"reference {[f[i] for f in ref]} got {[f[i] for f in got]}"
+            )
+
+
+#: Length ranges inside the random datasets' 1 to 12 frames (the defaults would put every
+#: track in "short"), with boundaries on whole frames.
+SWEEP_PARAMS = ovis_jax.EvalParams(length_ranges=(("a", 0, 3), ("b", 4, 6), ("c", 7, 1e10)))
+
+
 @pytest.mark.parametrize("seed", range(NUM_DATASETS))
 def test_random_dataset(seed: int) -> None:
+    """All numbers and arrays (with the track-length pass) and the per-result matches."""
     logging.getLogger("ovis_jax").setLevel(logging.ERROR)
     gt_dict, results = synthetic.random_dataset(seed=seed, unknown_categories=seed % 7 == 0)
     gt = ovis_jax.load_ground_truth(gt_dict)
     res = ovis_jax.load_results(results, gt)
-    ref = ovis_jax.evaluate(gt, res, backend="reference")
+    options = {"params": SWEEP_PARAMS, "matches": True}
+    ref = ovis_jax.evaluate(gt, res, backend="reference", **options)
+    assert ref.matches.result.tolist() == list(range(len(results)))
     for backend in ("cpu", "jax"):
-        got = ovis_jax.evaluate(gt, res, backend=backend)
+        got = ovis_jax.evaluate(gt, res, backend=backend, **options)
         assert got.backend == backend
-        assert_same(ref, got, f"seed {seed} ({gt.format}, {len(results)} results, {backend})")
+        what = f"seed {seed} ({gt.format}, {len(results)} results, {backend})"
+        assert_same(ref, got, what)
+        assert got.length_stats == pytest.approx(ref.length_stats, abs=TOL, rel=0), what
+        assert_same_matches(ref.matches, got.matches, what)
 
 
 @pytest.mark.parametrize("occlusion", [True, False])

@@ -120,7 +120,7 @@ def test_size_zero_kernels():
     assert not np.asarray(m).any()
     # Accumulation with no results at all: 0 where ground truth exists, -1 elsewhere.
     with jax.enable_x64(True):
-        p, r = accumulate(
+        p, r, s = accumulate(
             jnp.zeros(0, jnp.int32),
             jnp.zeros(0),
             jnp.zeros(0, jnp.int32),
@@ -135,6 +135,8 @@ def test_size_zero_kernels():
     p, r = np.asarray(p), np.asarray(r)
     assert (p[:, :, 0] == 0).all() and (r[:, 0] == 0).all()
     assert (p[:, :, 1] == -1).all() and (r[:, 1] == -1).all()
+    s = np.asarray(s)
+    assert (s[:, :, 0] == 0).all() and (s[:, :, 1] == -1).all()
 
 
 def test_evaluate_size_zero():

@@ -77,14 +77,15 @@ def accumulate(
         num_categories: K (static).
 
     Returns:
-        ``(precision, recall)``: float64[T, R, K, A, O, M] and float64[T, K, A, O, M], -1 where
-        the category has no not-ignored ground truth.
+        ``(precision, recall, scores)``: float64[T, R, K, A, O, M], float64[T, K, A, O, M] and
+        float64[T, R, K, A, O, M] (the score of the result each precision entry is read at, 0
+        past the last), -1 where the category has no not-ignored ground truth.
     """
     n = category.shape[0]
     n_t, n_a, n_o = matched.shape[1:]
     n_m, n_r, n_k = max_dets.shape[0], recall_thresholds.shape[0], num_categories
     order = jnp.lexsort((rank, video, -score, category))
-    category, rank = category[order], rank[order]
+    category, rank, score = category[order], rank[order], score[order]
     matched, ignored = matched[order], ignored[order]
     pos = jnp.arange(n)
     seg_start = jnp.concatenate([jnp.ones(1, bool), category[1:] != category[:-1]])
@@ -136,9 +137,17 @@ def accumulate(
         env[..., None, :], jnp.maximum(filled, 0).reshape(*shape, 1, -1), axis=-1
     ).reshape(filled.shape)
     r_idx = jnp.arange(n_r)
-    precision = jnp.where((filled >= 0) & (r_idx < last_hi[..., None]), env_at, 0.0)
+    read = (filled >= 0) & (r_idx < last_hi[..., None])
+    precision = jnp.where(read, env_at, 0.0)
+    score_ext = jnp.concatenate([score, jnp.zeros(1, score.dtype)])  # gatherable when N = 0
+    scores = jnp.where(read, score_ext[jnp.maximum(filled, 0)], 0.0)
     defined = (npig > 0).transpose(1, 2, 0)[None, :, :, None, :]  # [1, A, O, 1, K]
     precision = jnp.where(defined[..., None], precision, -1.0)
+    scores = jnp.where(defined[..., None], scores, -1.0)
     recall = jnp.where(defined, recall, -1.0)
     # [T, A, O, M, K, R] -> [T, R, K, A, O, M]; [T, A, O, M, K] -> [T, K, A, O, M]
-    return precision.transpose(0, 5, 4, 1, 2, 3), recall.transpose(0, 4, 1, 2, 3)
+    return (
+        precision.transpose(0, 5, 4, 1, 2, 3),
+        recall.transpose(0, 4, 1, 2, 3),
+        scores.transpose(0, 5, 4, 1, 2, 3),
+    )

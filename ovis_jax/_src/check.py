@@ -137,7 +137,7 @@ def _item_problems(gt: GroundTruth, data: list) -> tuple[list[str], list[int]]:
             continue
         finally:
             report(logger, i + 1, len(data), "results checked")
-        if ctx.unknown:
+        if ctx.dropped:
             problems.append(_unknown_category(i, item))
         good.append(i)
     return problems, good

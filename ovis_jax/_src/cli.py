@@ -1,7 +1,9 @@
 """The command line: ``python -m ovis_jax.eval --gt GT.json --results RESULTS.json``.
 
-Prints the official summary (18 numbers for OVIS, 12 for YouTube-VIS) and a per-category table
-on stdout, warnings on stderr (``warning: ...``), and optionally writes everything as JSON.
+Prints the official summary (18 numbers for OVIS, 12 for YouTube-VIS), AP / AR by track length
+and a per-category table on stdout, warnings on stderr (``warning: ...``), and optionally writes
+everything as JSON (``--json``), per-result matches (``--matches``), the full arrays
+(``--arrays``), pictures (``--plots``) and a TIVE-style error analysis (``--errors``).
 Without arguments (or with ``--demo``) it evaluates a small demo sample shipped with the package.
 
 A malformed or unreadable input is reported as one line ``error: <message>`` on stderr with exit
@@ -27,6 +29,7 @@ from ovis_jax._src.evaluation import BACKENDS, evaluate, resolve_backend
 from ovis_jax._src.loading import load_ground_truth, load_results, parse_untyped, read_bytes
 from ovis_jax._src.summary import (
     format_groups,
+    format_length,
     format_per_category,
     format_subsets,
     format_summary,
@@ -90,6 +93,30 @@ def _build_parser(prog: str | None) -> argparse.ArgumentParser:
         metavar="OUT.json",
         dest="json_out",
         help="also write the numbers, per-category numbers and warnings to this JSON file",
+    )
+    parser.add_argument(
+        "--errors",
+        action="store_true",
+        help="also run a TIVE-style error analysis: what each error type costs in AP50 "
+        "(printed as a table, in --json under 'errors', errors.png with --plots)",
+    )
+    parser.add_argument(
+        "--matches",
+        metavar="FILE.jsonl",
+        help="write one JSON object per result (results-file order): the ground truth it is "
+        "matched to at IoU 0.5, its IoU, and whether it is matched at each IoU threshold",
+    )
+    parser.add_argument(
+        "--arrays",
+        metavar="FILE.npz",
+        help="write the full precision [T,R,K,A,O,M], recall [T,K,A,O,M] and scores arrays, "
+        "the track-length arrays and the parameters (numpy.load reads them)",
+    )
+    parser.add_argument(
+        "--plots",
+        metavar="DIR",
+        help="draw pr_curve.png, per_category.png (and errors.png with --errors) into DIR "
+        "(needs matplotlib: pip install 'ovis_jax[plots]')",
     )
     parser.add_argument(
         "--backend",
@@ -291,7 +318,15 @@ def _run(
     if backend == "jax" and not args.no_cache:
         _enable_compilation_cache(args.cache_dir)
     try:
-        result = evaluate(gt, results, backend=backend, subsets=subsets, groups=groups)
+        result = evaluate(
+            gt,
+            results,
+            backend=backend,
+            subsets=subsets,
+            groups=groups,
+            matches=args.matches is not None,
+            errors=args.errors,
+        )
     except ValueError as e:
         if isinstance(e, FormatError):
             raise
@@ -302,17 +337,23 @@ def _run(
         time.perf_counter() - t2,
         ", ".join(f"{k} {v:.3f} s" for k, v in result.timings.items()),
     )
-    if args.json_out is not None:
-        _write_json(args.json_out, result.to_json())
-        logger.info("wrote %s", args.json_out)
+    _write_outputs(args, result)
     if not args.quiet:
         print(format_summary(result))
+        if result.length_stats:
+            print()
+            print(format_length(result))
         print()
         print(format_per_category(result))
         for text in (format_groups(result), format_subsets(result)):
             if text:
                 print()
                 print(text)
+        if result.errors is not None:
+            from ovis_jax._src.error_analysis import format_errors
+
+            print()
+            print(format_errors(result.errors))
         sys.stdout.flush()
     warnings = list(result.warnings)
     warnings += [w for w in dict.fromkeys(hold.held) if w not in result.warnings]
@@ -361,6 +402,39 @@ def _int_list(data, label: str, what: str) -> list[int]:
         if not isinstance(x, int) or isinstance(x, bool):
             raise _CliError(f"{label}: entry [{i}] is {x!r}, expected an integer id")
     return data
+
+
+def _write_outputs(args: argparse.Namespace, result) -> None:
+    """The files asked for: --json, --matches, --arrays, --plots."""
+    if args.json_out is not None:
+        document = result.to_json()
+        if result.errors is not None:
+            document["error_counts"] = dict(result.errors.counts)
+        _write_json(args.json_out, document)
+        logger.info("wrote %s", args.json_out)
+    if args.matches is not None:
+        from ovis_jax._src.matches import write_matches
+
+        _writing(args.matches, lambda: write_matches(result.matches, args.matches))
+    if args.arrays is not None:
+        from ovis_jax._src.export import save_arrays
+
+        _writing(args.arrays, lambda: save_arrays(result, args.arrays))
+    if args.plots is not None:
+        from ovis_jax._src.plots import plot_results
+
+        paths = _writing(args.plots, lambda: plot_results(result, args.plots))
+        logger.info("plots: %s", ", ".join(paths))
+
+
+def _writing(path: str, write):
+    """Runs ``write()``; an OSError becomes one ``error:`` line naming ``path``."""
+    try:
+        out = write()
+    except OSError as e:
+        raise _CliError(f"cannot write {path!r} ({e.strerror or e})") from e
+    logger.info("wrote %s", path)
+    return out
 
 
 def _enable_compilation_cache(cache_dir: str) -> None:
@@ -442,6 +516,12 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         parser.error("--demo takes no --gt / --results")
     if (args.gt is None) != (args.results is None):
         parser.error("--gt and --results go together (or give neither, for the demo)")
+    if args.plots is not None:
+        from ovis_jax._src.plots import MATPLOTLIB_HINT, have_matplotlib
+
+        if not have_matplotlib():
+            print(f"error: --plots needs matplotlib: {MATPLOTLIB_HINT}", file=sys.stderr)
+            return EXIT_ERROR
     _printable_streams()
     _start_numba()
     if args.backend != "jax" and sys.stderr.isatty() and not _kernels_cached():

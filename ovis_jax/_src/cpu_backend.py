@@ -20,6 +20,7 @@ from ovis_jax._src.grouping import (
     Groups,
     group_tracks,
     gt_ignore_flags,
+    length_views,
     not_ignored_counts,
     range_flags,
 )
@@ -95,7 +96,8 @@ def _match(ious, groups: Groups, gt: GroundTruth, results: Results, params: Eval
 
 
 def _accumulate(groups: Groups, gt: GroundTruth, results: Results, params: EvalParams, flags):
-    """precision float64[T, R, K, A, O, M] and recall float64[T, K, A, O, M] (step 11)."""
+    """precision float64[T, R, K, A, O, M], recall float64[T, K, A, O, M] and scores
+    float64[T, R, K, A, O, M] (step 11)."""
     matched, ignored, gt_ignore = flags
     n_k = gt.category_ids.shape[0]
     n_t, n_a, n_o = matched.shape[1:]
@@ -109,21 +111,27 @@ def _accumulate(groups: Groups, gt: GroundTruth, results: Results, params: EvalP
     np.cumsum(np.bincount(d_k, minlength=n_k), out=cat_start[1:])
     precision = np.full((n_t, n_r, n_k, n_a, n_o, n_m), -1.0)
     recall = np.full((n_t, n_k, n_a, n_o, n_m), -1.0)
+    scores = np.full_like(precision, -1.0)
     run_chunks(
         lambda k0, k1: K.accumulate(
-            order, cat_start, groups.d_rank, matched, ignored, npig,
+            order, cat_start, groups.d_rank, score, matched, ignored, npig,
             np.asarray(params.max_dets, dtype=np.int64), params.recall_array, k0, k1,
-            precision, recall,
+            precision, recall, scores,
         ),
         n_k,
         cost=np.diff(cat_start) + 1,
         min_cost=1 << 14,
     )  # fmt: skip
-    return precision, recall
+    return precision, recall, scores
 
 
 def evaluate_cpu(
-    gt: GroundTruth, results: Results, *, params: EvalParams | None = None
+    gt: GroundTruth,
+    results: Results,
+    *,
+    params: EvalParams | None = None,
+    lengths: bool = True,
+    matches: bool = False,
 ) -> EvalResult:
     """Evaluates with the compiled CPU kernels; numbers equal the reference's.
 
@@ -131,6 +139,8 @@ def evaluate_cpu(
         gt: validated ground truth.
         results: validated results for it.
         params: evaluation parameters (the official ones by default).
+        lengths: also run the track-length pass (AP by track length, same IoUs).
+        matches: also record each result's matching (``EvalResult.matches``).
 
     Returns:
         The :class:`~ovis_jax.EvalResult`; ``timings`` has the seconds of each stage.
@@ -151,8 +161,25 @@ def evaluate_cpu(
     stage(logger, "matching")
     flags = _match(ious, groups, gt, results, params)
     lap("matching")
-    precision, recall = _accumulate(groups, gt, results, params, flags)
+    precision, recall, scores = _accumulate(groups, gt, results, params, flags)
     lap("accumulation")
-    out = result_from_arrays(gt, precision, recall, params=params, warnings=results.warnings)
+    length = None
+    if lengths:
+        gt_l, res_l, params_l = length_views(gt, results, params)
+        flags_l = _match(ious, groups, gt_l, res_l, params_l)
+        lp, lr, _ = _accumulate(groups, gt_l, res_l, params_l, flags_l)
+        length = (params_l, lp, lr)
+        lap("length_ranges")
+    found = None
+    if matches:
+        from ovis_jax._src.matches import match_records
+
+        found = match_records(gt, results, groups, ious, params=params)
+        lap("matches")
+    out = result_from_arrays(
+        gt, precision, recall, params=params, warnings=results.warnings, scores=scores,
+        length=length,
+    )  # fmt: skip
+    out = dataclasses.replace(out, matches=found)
     lap("summary")
     return dataclasses.replace(out, backend="cpu", timings=watch.timings)

@@ -333,19 +333,22 @@ def match_groups(
 
 
 @_jit
-def accumulate(order, cat_start, rank, matched, ignored, npig, max_dets, rec_thrs, k0, k1,
-               precision, recall):  # fmt: skip
+def accumulate(order, cat_start, rank, score, matched, ignored, npig, max_dets, rec_thrs, k0, k1,
+               precision, recall, scores):  # fmt: skip
     """SPEC step 11 for categories ``k0:k1``.
 
     Args:
         order: int64[D] kept results sorted by (category, score descending, video, rank).
         cat_start: int64[K + 1] category ``k``'s results are ``order[cat_start[k]:...]``.
         rank: int64[D] score rank of each result within its (video, category) group.
+        score: float64[D].
         matched, ignored: bool[D, T, A, O].
         npig: int64[K, A, O] not-ignored ground truths.
         max_dets: int64[M]; rec_thrs: float64[R].
         precision: float64[T, R, K, A, O, M] out (pre-filled with -1).
         recall: float64[T, K, A, O, M] out (pre-filled with -1).
+        scores: float64[T, R, K, A, O, M] out (pre-filled with -1): the score of the result
+            each precision entry is read at, 0 past the last.
     """
     n_t, n_a, n_o = matched.shape[1], matched.shape[2], matched.shape[3]
     n_r = rec_thrs.shape[0]
@@ -388,3 +391,4 @@ def accumulate(order, cat_start, rank, matched, ignored, npig, max_dets, rec_thr
                             while x < ns and rc[x] < rec_thrs[r]:
                                 x += 1
                             precision[t, r, k, a, o, mi] = pr[x] if x < ns else 0.0
+                            scores[t, r, k, a, o, mi] = score[sel[x]] if x < ns else 0.0

@@ -78,6 +78,9 @@ def evaluate(
     params: EvalParams | None = None,
     subsets: Mapping[str, Iterable[int]] | None = None,
     groups: Mapping[str, Iterable[int]] | None = None,
+    lengths: bool = True,
+    matches: bool = False,
+    errors: bool = False,
 ) -> EvalResult:
     """Evaluates results against ground truth: the official OVIS / YouTube-VIS video mask AP.
 
@@ -96,11 +99,16 @@ def evaluate(
             and their annotations, all categories; results of other videos left out).
         groups: ``{name: category ids}``: the summary numbers restricted to each group's
             categories. With LV-VIS ``partition`` labels, ``base`` and ``novel`` are added.
+        lengths: also compute AP / AR by track length (``length_stats``, ``length_precision``,
+            ``length_recall``); a second matching over the same IoUs.
+        matches: also record, per result, the ground truth it is matched to
+            (``EvalResult.matches``, a :class:`~ovis_jax.Matches`).
+        errors: also run the error analysis (``EvalResult.errors``).
 
     Returns:
         The :class:`EvalResult` (named stats, precision [T, R, K, A, O, M], recall
-        [T, K, A, O, M], per-category numbers, subsets, groups, warnings, the backend that
-        ran, timings).
+        [T, K, A, O, M], scores, per-category numbers, the length breakdown, subsets, groups,
+        warnings, the backend that ran, timings; matches and errors when asked for).
 
     Raises:
         FormatError: on a malformed input, naming the item, or a ground truth without
@@ -125,37 +133,53 @@ def evaluate(
     group_ids = groups_of(gt, groups)
     chosen = resolve_backend(backend, gt, results)
     logger.info("backend: %s", chosen)
-    result = _run_backend(chosen, gt, results, params)
+    options = {"params": params, "lengths": lengths}
+    result = _run_backend(chosen, gt, results, **options, matches=matches)
     timings = {**watch.timings, **result.timings}
+    watch = Stopwatch()
     evaluated = {
         name: _with_groups(
             _run_backend(
-                chosen, restrict_ground_truth(gt, ids), restrict_results(results, ids), params
+                chosen, restrict_ground_truth(gt, ids), restrict_results(results, ids), **options
             ),
             group_ids,
         )
         for name, ids in subset_ids.items()
     }
+    if evaluated:
+        watch.lap("subsets")
     warnings = list(result.warnings) + _subset_warnings(evaluated)
+    analysis = None
+    if errors:
+        from ovis_jax._src.error_analysis import analyze_errors
+
+        # Its IoUs come from the numba kernels, or pycocotools for the reference backend.
+        ious = "reference" if chosen == "reference" else "cpu"
+        analysis = analyze_errors(gt, results, params=params, backend=ious)
+        watch.lap("errors")
     finished(logger)
-    result = _with_groups(result, group_ids)
     return dataclasses.replace(
-        result, backend=chosen, timings=timings, subsets=evaluated, warnings=tuple(warnings)
+        _with_groups(result, group_ids),
+        backend=chosen,
+        timings={**timings, **watch.timings},
+        subsets=evaluated,
+        warnings=tuple(warnings),
+        errors=analysis,
     )
 
 
-def _run_backend(chosen: str, gt: GroundTruth, results: Results, params: EvalParams) -> EvalResult:
+def _run_backend(chosen: str, gt: GroundTruth, results: Results, **options) -> EvalResult:
     if chosen == "reference":
         from ovis_jax._src.reference import evaluate_reference
 
-        return evaluate_reference(gt, results, params=params)
+        return evaluate_reference(gt, results, **options)
     if chosen == "cpu":
         from ovis_jax._src.cpu_backend import evaluate_cpu
 
-        return evaluate_cpu(gt, results, params=params)
+        return evaluate_cpu(gt, results, **options)
     from ovis_jax._src.jax_backend import evaluate_jax
 
-    return evaluate_jax(gt, results, params=params)
+    return evaluate_jax(gt, results, **options)
 
 
 def _with_groups(result: EvalResult, group_ids: Mapping[str, np.ndarray]) -> EvalResult:

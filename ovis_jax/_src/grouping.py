@@ -18,6 +18,7 @@ __all__ = [
     "bucket",
     "group_tracks",
     "gt_ignore_flags",
+    "length_views",
     "not_ignored_counts",
     "ragged_arange",
     "range_flags",
@@ -142,3 +143,15 @@ def not_ignored_counts(gt, gt_ignore: np.ndarray) -> np.ndarray:
     npig = np.zeros((gt.category_ids.shape[0], *gt_ignore.shape[1:]), dtype=np.int64)
     np.add.at(npig, np.searchsorted(gt.category_ids, gt.category_id), ~gt_ignore)
     return npig
+
+
+def length_views(gt, results, params: EvalParams):
+    """The inputs of the track-length pass (AP by track length): ``(gt, results, params)`` with
+    each track's length (its number of non-null frames, as TIVE counts it) in place of its
+    average area and the length ranges in place of the area ranges, so that the area-range
+    machinery of every backend runs unchanged: a ground-truth track outside a length range is
+    ignored there, an unmatched result outside it (by its own length) is ignored there.
+    Only the "all" occlusion range is kept."""
+    gt_l = dataclasses.replace(gt, avg_area=gt.masks.track_lengths().astype(np.float64))
+    res_l = dataclasses.replace(results, avg_area=results.masks.track_lengths().astype(np.float64))
+    return gt_l, res_l, params.for_lengths(gt.format)

@@ -22,6 +22,7 @@ from ovis_jax._src.grouping import (
     bucket,
     group_tracks,
     gt_ignore_flags,
+    length_views,
     not_ignored_counts,
     ragged_arange,
     range_flags,
@@ -142,7 +143,8 @@ def match_and_accumulate(
     """Matching then accumulation (call under ``jax.enable_x64(True)``).
 
     Returns:
-        precision float64[T, R, K, A, O, M], recall float64[T, K, A, O, M] (NumPy).
+        precision float64[T, R, K, A, O, M], recall float64[T, K, A, O, M] and scores
+        float64[T, R, K, A, O, M] (NumPy).
     """
     matched, ignored = _match(mi, params)
     n_k = num_categories
@@ -156,7 +158,7 @@ def match_and_accumulate(
     def padded(x, fill):
         return np.concatenate([x, np.full((pad, *x.shape[1:]), fill, dtype=x.dtype)])
 
-    precision, recall = accumulate(
+    precision, recall, scores = accumulate(
         jax.device_put(padded(mi.group_category[mi.dt_group].astype(np.int32), k_pad)),
         jax.device_put(padded(mi.dt_score, 0.0)),
         jax.device_put(padded(mi.group_video[mi.dt_group].astype(np.int32), 0)),
@@ -168,7 +170,11 @@ def match_and_accumulate(
         jax.device_put(params.recall_array),
         num_categories=k_pad,
     )
-    return np.asarray(precision)[:, :, :n_k], np.asarray(recall)[:, :n_k]
+    return (
+        np.asarray(precision)[:, :, :n_k],
+        np.asarray(recall)[:, :n_k],
+        np.asarray(scores)[:, :, :n_k],
+    )
 
 
 def _float64_device() -> contextlib.AbstractContextManager:
@@ -209,7 +215,12 @@ def pair_frames(
 
 
 def evaluate_jax(
-    gt: GroundTruth, results: Results, *, params: EvalParams | None = None
+    gt: GroundTruth,
+    results: Results,
+    *,
+    params: EvalParams | None = None,
+    lengths: bool = True,
+    matches: bool = False,
 ) -> EvalResult:
     """Evaluates with the JAX kernels on JAX's default device; numbers equal the reference's.
 
@@ -222,6 +233,8 @@ def evaluate_jax(
         gt: validated ground truth.
         results: validated results for it.
         params: evaluation parameters (the official ones by default).
+        lengths: also run the track-length pass (AP by track length, same IoUs).
+        matches: also record each result's matching (``EvalResult.matches``).
 
     Returns:
         The :class:`~ovis_jax.EvalResult`.
@@ -248,7 +261,26 @@ def evaluate_jax(
         pair_intersections=pair_intersections,
         params=params,
         warnings=results.warnings,
+        results=results if lengths or matches else None,
+        lengths=lengths,
+        matches=matches,
     )
+
+
+def _length_pass(gt: GroundTruth, results: Results, mi: MatchInput, d_sel, params: EvalParams):
+    """``(length_params, precision, recall)`` of the track-length pass: the same matching and
+    accumulation with track lengths and length ranges in place of areas and area ranges."""
+    gt_l, res_l, params_l = length_views(gt, results, params)
+    gt_ignore = gt_ignore_flags(gt_l, params_l)
+    mi_l = dataclasses.replace(
+        mi,
+        dt_area_out=range_flags(res_l.avg_area[d_sel], params_l.area_bounds()),
+        gt_ignore=gt_ignore,
+    )
+    npig = not_ignored_counts(gt_l, gt_ignore)
+    n_k = gt.category_ids.shape[0]
+    lp, lr, _ = match_and_accumulate(mi_l, params=params_l, num_categories=n_k, npig=npig)
+    return params_l, lp, lr
 
 
 def evaluate_tracks(
@@ -262,6 +294,9 @@ def evaluate_tracks(
     pair_intersections: Callable[[np.ndarray, np.ndarray], np.ndarray],
     params: EvalParams | None = None,
     warnings: tuple[str, ...] = (),
+    results: Results | None = None,
+    lengths: bool = False,
+    matches: bool = False,
 ) -> EvalResult:
     """SPEC steps 5-12 from per-result metadata and a function giving exact intersections.
 
@@ -278,6 +313,10 @@ def evaluate_tracks(
             over frames of result ``pair_d[i]`` and ground-truth track ``pair_g[i]``.
         params: evaluation parameters (the official ones by default).
         warnings: warnings to report with the result (after the ground truth's).
+        results: the :class:`~ovis_jax.Results` the metadata comes from, when known (needed
+            by ``lengths`` and ``matches``).
+        lengths: also run the track-length pass (needs ``results``).
+        matches: also record each result's matching (needs ``results``).
 
     Returns:
         The :class:`~ovis_jax.EvalResult`.
@@ -333,8 +372,24 @@ def evaluate_tracks(
         npig = not_ignored_counts(gt, gt_ignore)
         logger.info("matching and accumulation of %d results", d_sel.shape[0])
         lap("ious")
-        precision, recall = match_and_accumulate(mi, params=params, num_categories=n_k, npig=npig)
+        precision, recall, scores = match_and_accumulate(
+            mi, params=params, num_categories=n_k, npig=npig
+        )
         lap("matching_accumulation")
-    out = result_from_arrays(gt, precision, recall, params=params, warnings=tuple(warnings))
+        length = None
+        if lengths and results is not None:
+            length = _length_pass(gt, results, mi, d_sel, params)
+            lap("length_ranges")
+    found = None
+    if matches and results is not None:
+        from ovis_jax._src.matches import match_records
+
+        found = match_records(gt, results, groups, ious, params=params)
+        lap("matches")
+    out = result_from_arrays(
+        gt, precision, recall, params=params, warnings=tuple(warnings), scores=scores,
+        length=length,
+    )  # fmt: skip
+    out = dataclasses.replace(out, matches=found)
     lap("summary")
     return dataclasses.replace(out, backend="jax", timings=watch.timings)

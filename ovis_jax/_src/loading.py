@@ -35,6 +35,7 @@ from ovis_jax._src.rle import MaskTable, mask_table
 __all__ = [
     "GroundTruth",
     "Results",
+    "UnknownResults",
     "Video",
     "load_ground_truth",
     "load_results",
@@ -109,6 +110,21 @@ class GroundTruth:
         return {v.id: v for v in self.videos}
 
 
+class UnknownResults(NamedTuple):
+    """The results whose category id is not in the ground truth (not evaluated), U of them.
+
+    Attributes:
+        result_id: int64[U] ids in the numbering of ``Results.result_id`` (file index + 1).
+        video_id, category_id: int64[U].
+        score: float64[U].
+    """
+
+    result_id: np.ndarray
+    video_id: np.ndarray
+    category_id: np.ndarray
+    score: np.ndarray
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Results:
     """Validated results of known categories, D tracks in file order.
@@ -123,6 +139,7 @@ class Results:
         rles: per track, per frame, a compressed RLE dict or None (reference path input).
         num_unknown_category: results whose category id is not in the ground truth (not kept).
         warnings: what loading noticed and did about it.
+        unknown: those results' ids, videos, categories and scores (for per-result reports).
     """
 
     result_id: np.ndarray
@@ -134,6 +151,7 @@ class Results:
     rles: Sequence[tuple[dict | None, ...]]
     num_unknown_category: int
     warnings: tuple[str, ...]
+    unknown: UnknownResults | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -1018,7 +1036,7 @@ class _ResultsContext:
     known_cats: set[int]
     collector: Any
     discarded: Any
-    unknown: dict[int, int] = dataclasses.field(default_factory=dict)
+    dropped: list[_Result] = dataclasses.field(default_factory=list)  # unknown categories
 
 
 UNKNOWN_VIDEO_HINT = (
@@ -1043,12 +1061,13 @@ def _parse_result(i: int, r: Any, ctx: _ResultsContext) -> _Result | None:
     if not _is_finite_number(score):
         raise FormatError(f"{where}: 'score' must be a finite number, got {_show(score)}")
     segs = _require(r, "segmentations", where)
+    row = _Result(i + 1, int(vid), int(cid), float(score))
     if int(cid) not in ctx.known_cats:
-        ctx.unknown[int(cid)] = ctx.unknown.get(int(cid), 0) + 1
+        ctx.dropped.append(row)
         ctx.discarded.add_track(segs, video, where)
         return None
     ctx.collector.add_track(segs, video, where)
-    return _Result(i + 1, int(vid), int(cid), float(score))
+    return row
 
 
 @_gc_paused
@@ -1082,7 +1101,7 @@ def load_results(source: PathOrObject, gt: GroundTruth) -> Results:
         raise FormatError(f"results: expected a JSON list of results, got {type(data).__name__}")
     ctx = _ResultsContext(gt.video_by_id, set(gt.category_ids.tolist()), *_collectors(fast))
     keep = [r for i, item in enumerate(data) if (r := _parse_result(i, item, ctx)) is not None]
-    collector, discarded, unknown = ctx.collector, ctx.discarded, ctx.unknown
+    collector, discarded, dropped = ctx.collector, ctx.discarded, ctx.dropped
     masks = collector.build()
     discarded.build()
     duplicates = len(duplicate_pairs(keep, masks))
@@ -1093,9 +1112,9 @@ def load_results(source: PathOrObject, gt: GroundTruth) -> Results:
         )
     if not data:
         warnings.append("the results list is empty: every AP is 0 where ground truth exists")
-    n_unknown = sum(unknown.values())
+    n_unknown = len(dropped)
     if n_unknown:
-        ids = sorted(unknown)
+        ids = sorted({k.category_id for k in dropped})
         shown = ", ".join(str(c) for c in ids[:10]) + (", ..." if len(ids) > 10 else "")
         warnings.append(
             f"{n_unknown} result(s) have a category_id not in the ground truth ({shown}) and are "
@@ -1115,4 +1134,10 @@ def load_results(source: PathOrObject, gt: GroundTruth) -> Results:
         rles=masks.rles(),
         num_unknown_category=n_unknown,
         warnings=tuple(warnings),
+        unknown=UnknownResults(
+            result_id=np.asarray([k.id for k in dropped], dtype=np.int64),
+            video_id=np.asarray([k.video_id for k in dropped], dtype=np.int64),
+            category_id=np.asarray([k.category_id for k in dropped], dtype=np.int64),
+            score=np.asarray([k.score for k in dropped], dtype=np.float64),
+        ),
     )

@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-__all__ = ["OCCLUSION_SCORES", "EvalParams"]
+__all__ = ["LENGTH_RANGES_OVIS", "LENGTH_RANGES_YTVIS", "OCCLUSION_SCORES", "EvalParams"]
 
 #: Occlusion label → value used for a ground-truth track's occlusion score (SPEC step 3).
 OCCLUSION_SCORES: dict[str, float] = {
@@ -14,6 +14,23 @@ OCCLUSION_SCORES: dict[str, float] = {
     "slight_occlusion": 0.25,
     "severe_occlusion": 0.75,
 }
+
+
+#: Track-length ranges (number of non-null frames), inclusive, as TIVE bins YouTube-VIS tracks:
+#: ``<= 16``, ``16 < n <= 32``, ``> 32`` frames (lengths are whole numbers, so ``(16, 32]`` is
+#: ``[17, 32]``).
+LENGTH_RANGES_YTVIS: tuple[tuple[str, float, float], ...] = (
+    ("short", 0.0, 16.0),
+    ("medium", 17.0, 32.0),
+    ("long", 33.0, 1e10),
+)
+#: OVIS videos are longer: the same cuts and one more at 96 frames.
+LENGTH_RANGES_OVIS: tuple[tuple[str, float, float], ...] = (
+    ("short", 0.0, 16.0),
+    ("medium", 17.0, 32.0),
+    ("long", 33.0, 96.0),
+    ("very_long", 97.0, 1e10),
+)
 
 
 def _official_iou_thresholds() -> tuple[float, ...]:
@@ -42,6 +59,10 @@ class EvalParams:
         occlusion_ranges: O named, inclusive ``(lo, hi)`` ranges of a track's occlusion score
             (only used for OVIS-format ground truth).
         max_dets: M cuts on the number of results per (video, category), ascending.
+        length_ranges: L named, inclusive ``(lo, hi)`` ranges of a track's length (its number
+            of non-null frames) for the AP-by-track-length breakdown; None (default) picks
+            :data:`LENGTH_RANGES_OVIS` or :data:`LENGTH_RANGES_YTVIS` by the ground truth's
+            format.
     """
 
     iou_thresholds: tuple[float, ...] = dataclasses.field(default_factory=_official_iou_thresholds)
@@ -61,6 +82,7 @@ class EvalParams:
         ("heavy", 0.5, 1.0),
     )
     max_dets: tuple[int, ...] = (1, 10, 100)
+    length_ranges: tuple[tuple[str, float, float], ...] | None = None
 
     def __post_init__(self) -> None:
         if list(self.max_dets) != sorted(self.max_dets) or min(self.max_dets) < 1:
@@ -86,3 +108,14 @@ class EvalParams:
         """float64[O, 2] inclusive occlusion bounds; only the first ("all") without labels."""
         ranges = self.occlusion_ranges if with_occlusion else self.occlusion_ranges[:1]
         return np.asarray([(lo, hi) for _, lo, hi in ranges], dtype=np.float64)
+
+    def for_lengths(self, data_format: str) -> EvalParams:
+        """The parameters of the track-length pass: the length ranges in place of the area
+        ranges (the same inclusive-range machinery, with track lengths as the per-track
+        values) and only the "all" occlusion range."""
+        ranges = self.length_ranges
+        if ranges is None:
+            ranges = LENGTH_RANGES_OVIS if data_format == "ovis" else LENGTH_RANGES_YTVIS
+        return dataclasses.replace(
+            self, area_ranges=tuple(ranges), occlusion_ranges=self.occlusion_ranges[:1]
+        )

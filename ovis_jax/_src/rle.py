@@ -141,6 +141,10 @@ class MaskTable:
         """int64[tracks] total pixel count of each track over its frames."""
         return _segment_sums(self.area, self.frame_start)
 
+    def track_lengths(self) -> np.ndarray:
+        """int64[tracks] number of non-null frames of each track (an empty mask counts)."""
+        return _segment_sums(self.present.astype(np.int64), self.frame_start)
+
     def track_avg_areas(self) -> np.ndarray:
         """float64[tracks] mean of each track's non-null, non-zero frame areas (0 if none).
 

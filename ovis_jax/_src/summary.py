@@ -19,11 +19,13 @@ __all__ = [
     "YTVIS_KEYS",
     "EvalResult",
     "format_groups",
+    "format_length",
     "format_per_category",
     "format_subsets",
     "format_summary",
     "result_from_arrays",
     "summarize",
+    "summarize_length",
 ]
 
 #: (key, is AP, IoU threshold or None, area range, occlusion range, maxDet), in print order.
@@ -92,6 +94,27 @@ def summarize(
     return stats
 
 
+def summarize_length(
+    precision: np.ndarray, recall: np.ndarray, *, ranges: tuple[tuple[str, float, float], ...]
+) -> dict[str, float]:
+    """AP (IoU 0.50:0.95) and AR at the largest maxDet per track-length range.
+
+    Args:
+        precision: float64[T, R, K, L, 1, M] of the length pass (L length ranges in place of
+            the area ranges, occlusion "all" only).
+        recall: float64[T, K, L, 1, M].
+        ranges: the L named length ranges.
+
+    Returns:
+        ``{"AP_<name>": ..., then "AR_<name>": ...}``; -1 where no entry is defined.
+    """
+    ap = {f"AP_{name}": _mean_defined(precision[:, :, :, i, 0, -1]) for i, (name, _, _) in
+          enumerate(ranges)}  # fmt: skip
+    ar = {f"AR_{name}": _mean_defined(recall[:, :, i, 0, -1]) for i, (name, _, _) in
+          enumerate(ranges)}  # fmt: skip
+    return {**ap, **ar}
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class EvalResult:
     """What an evaluation returns.
@@ -112,6 +135,16 @@ class EvalResult:
         groups: per category group (``evaluate(..., groups=)``, and LV-VIS ``base`` /
             ``novel``), the summary numbers restricted to its categories.
         group_categories: per group, int64[K'] its category ids.
+        scores: float64[T, R, K, A, O, M] the score of the result at which each precision
+            entry is read (0 past the last result, -1 where undefined), as the official
+            ``eval['scores']``.
+        length_stats: AP and AR (maxDet 100) per track-length range (``"AP_short"``, ...,
+            ``"AR_short"``, ...); empty where the length pass did not run.
+        length_ranges: the L named, inclusive track-length ranges (frames).
+        length_precision: float64[T, R, K, L, 1, M] of the length pass, or None.
+        length_recall: float64[T, K, L, 1, M] of the length pass, or None.
+        matches: the per-result matching (:class:`~ovis_jax.Matches`) when asked for.
+        errors: the error analysis when asked for.
     """
 
     format: str
@@ -136,26 +169,39 @@ class EvalResult:
             return None
         return (self.subsets["short"].stats["AP"] + self.subsets["long"].stats["AP"]) / 2
 
+    scores: np.ndarray | None = None
+    length_stats: dict[str, float] = dataclasses.field(default_factory=dict)
+    length_ranges: tuple[tuple[str, float, float], ...] = ()
+    length_precision: np.ndarray | None = None
+    length_recall: np.ndarray | None = None
+    matches: Any = None
+    errors: Any = None
+
     @property
     def per_category(self) -> list[dict[str, Any]]:
-        """Per category: id, name, AP (IoU 0.5:0.95, all areas, all occlusion, maxDet 100),
-        AP50, AP75 and AR100; -1 where undefined."""
-        m = len(self.params.max_dets) - 1
-        t50 = np.flatnonzero(self.params.iou_array == 0.5)
-        t75 = np.flatnonzero(self.params.iou_array == 0.75)
+        """Per category: id, name, the official numbers of that category alone (the 18 or 12
+        keys of ``stats``) and, when computed, its AP / AR per track-length range; -1 where
+        undefined."""
         rows = []
         for k, (cid, name) in enumerate(zip(self.category_ids, self.category_names, strict=True)):
-            p = self.precision[:, :, k, 0, 0, m]
-            rows.append(
-                {
-                    "id": int(cid),
-                    "name": name,
-                    "AP": _mean_defined(p),
-                    "AP50": _mean_defined(p[t50]),
-                    "AP75": _mean_defined(p[t75]),
-                    "AR100": _mean_defined(self.recall[:, k, 0, 0, m]),
-                }
+            row: dict[str, Any] = {"id": int(cid), "name": name}
+            row.update(
+                summarize(
+                    self.precision[:, :, k : k + 1],
+                    self.recall[:, k : k + 1],
+                    params=self.params,
+                    with_occlusion=self.format == "ovis",
+                )
             )
+            if self.length_precision is not None and self.length_recall is not None:
+                row.update(
+                    summarize_length(
+                        self.length_precision[:, :, k : k + 1],
+                        self.length_recall[:, k : k + 1],
+                        ranges=self.length_ranges,
+                    )
+                )
+            rows.append(row)
         return rows
 
     def to_json(self) -> dict[str, Any]:
@@ -163,6 +209,8 @@ class EvalResult:
         doc: dict[str, Any] = {
             "format": self.format,
             "stats": dict(self.stats),
+            "length": dict(self.length_stats),
+            "length_ranges": {name: [lo, hi] for name, lo, hi in self.length_ranges},
             "per_category": self.per_category,
             "warnings": list(self.warnings),
             "backend": self.backend,
@@ -179,6 +227,8 @@ class EvalResult:
             }
         if self.short_long_map is not None:
             doc["ytvis2022_mAP"] = self.short_long_map
+        if self.errors is not None:
+            doc["errors"] = dict(self.errors.errors)
         return doc
 
     def _groups_json(self) -> dict[str, Any]:
@@ -198,9 +248,25 @@ def result_from_arrays(
     *,
     params: EvalParams,
     warnings: tuple[str, ...] = (),
+    scores: np.ndarray | None = None,
+    length: tuple[EvalParams, np.ndarray, np.ndarray] | None = None,
 ) -> EvalResult:
     """The :class:`EvalResult` of precision / recall arrays computed for ground truth ``gt``
-    (a :class:`~ovis_jax.GroundTruth`); ``warnings`` follow the ground truth's own."""
+    (a :class:`~ovis_jax.GroundTruth`); ``warnings`` follow the ground truth's own.
+
+    Args:
+        scores: float64[T, R, K, A, O, M], the score at each precision entry, if computed.
+        length: ``(length_params, precision, recall)`` of the track-length pass, if it ran.
+    """
+    extra: dict[str, Any] = {}
+    if length is not None:
+        length_params, lp, lr = length
+        extra = {
+            "length_ranges": tuple(length_params.area_ranges),
+            "length_precision": lp,
+            "length_recall": lr,
+            "length_stats": summarize_length(lp, lr, ranges=tuple(length_params.area_ranges)),
+        }
     return EvalResult(
         format=gt.format,
         stats=summarize(precision, recall, params=params, with_occlusion=gt.has_occlusion),
@@ -210,6 +276,8 @@ def result_from_arrays(
         category_names=gt.category_names,
         params=params,
         warnings=tuple(gt.warnings) + tuple(warnings),
+        scores=scores,
+        **extra,
     )
 
 
@@ -235,6 +303,30 @@ def format_summary(result: EvalResult) -> str:
             f" {title:<18} {short} @[ IoU={iou:<9} | area={area:>6s}{occ_part} | "
             f"maxDets={max_det:>3d} ] = {value:0.3f}"
         )
+    return "\n".join(lines)
+
+
+def _length_label(lo: float, hi: float) -> str:
+    if hi >= 1e10:
+        return f">={lo:g}"
+    return f"<={hi:g}" if lo <= 0 else f"{lo:g}-{hi:g}"
+
+
+def format_length(result: EvalResult) -> str:
+    """AP and AR (maxDet 100) per track-length range, one line each, in the summary's layout
+    (empty when the length pass did not run)."""
+    lines = []
+    params = result.params
+    iou = f"{params.iou_thresholds[0]:0.2f}:{params.iou_thresholds[-1]:0.2f}"
+    max_det = params.max_dets[-1]
+    for prefix, title in (("AP", "Average Precision"), ("AR", "Average Recall")):
+        for name, lo, hi in result.length_ranges:
+            value = result.length_stats[f"{prefix}_{name}"]
+            frames = f"{name} ({_length_label(lo, hi)} frames)"
+            lines.append(
+                f" {title:<18} ({prefix}) @[ IoU={iou:<9} | length={frames:>26s} | "
+                f"maxDets={max_det:>3d} ] = {value:0.3f}"
+            )
     return "\n".join(lines)
 
 

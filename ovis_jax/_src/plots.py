@@ -1,0 +1,195 @@
+"""Pictures of an evaluation (``--plots DIR``): precision-recall curves, AP per category and,
+when the error analysis ran, the cost of each error type.
+
+matplotlib is an optional dependency (``pip install 'ovis_jax[plots]'``), imported on first use.
+Figures are drawn with the object-oriented API on an Agg canvas: no pyplot, no global backend
+switch, nothing shown on screen. The data is taken from the :class:`~ovis_jax.EvalResult`;
+nothing is recomputed here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import numpy as np
+
+from ovis_jax._src.summary import EvalResult
+
+__all__ = ["MATPLOTLIB_HINT", "have_matplotlib", "plot_results"]
+
+MATPLOTLIB_HINT = "pip install 'ovis_jax[plots]'"
+
+#: Above this many categories, the per-category plot shows the sorted AP of all categories
+#: without names, plus the best and worst ones by name.
+NAMED_CATEGORIES = 60
+#: How many of the best and of the worst categories are named when there are more.
+EXTREMES = 25
+
+
+def have_matplotlib() -> bool:
+    """Whether matplotlib can be imported (without importing it)."""
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def _figure(width: float, height: float):
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as e:
+        raise ImportError(f"plotting needs matplotlib: {MATPLOTLIB_HINT}") from e
+    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _mean_curve(p: np.ndarray) -> np.ndarray:
+    """float64[R]: the mean over the leading axes of the defined (> -1) entries of p[..., R]."""
+    defined = p > -1
+    total = np.where(defined, p, 0.0).sum(axis=0)
+    count = defined.sum(axis=0)
+    return np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0)
+
+
+def pr_curves(result: EvalResult) -> dict[str, np.ndarray]:
+    """Mean precision over the categories at each recall threshold (area and occlusion "all",
+    the largest maxDet): ``{"IoU=0.50": float64[R], "IoU=0.75": ..., "IoU=0.50:0.95": ...}``
+    (NaN where no category is defined). The mean of a curve is the matching AP."""
+    iou = result.params.iou_array
+    p = result.precision[:, :, :, 0, 0, -1]  # [T, R, K]
+    curves = {}
+    for thr in (0.5, 0.75):
+        t = np.flatnonzero(iou == thr)
+        if t.size:
+            curves[f"IoU={thr:.2f}"] = _mean_curve(p[t[0]].T)
+    every = p.transpose(0, 2, 1).reshape(-1, p.shape[1])  # [T * K, R]
+    curves[f"IoU={iou[0]:.2f}:{iou[-1]:.2f}"] = _mean_curve(every)
+    return curves
+
+
+def _plot_pr(result: EvalResult, path: str) -> None:
+    fig = _figure(6.4, 4.8)
+    ax = fig.add_subplot()
+    rec = result.params.recall_array
+    for (label, curve), style in zip(pr_curves(result).items(), ("-", "--", ":"), strict=False):
+        ap = float(np.nanmean(curve)) if np.isfinite(curve).any() else float("nan")
+        ax.plot(rec, curve, style, linewidth=2, label=f"{label}  (AP {ap:.3f})")
+    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision (mean over categories)")
+    max_det = result.params.max_dets[-1]
+    ax.set_title(f"Precision-recall, {result.format.upper()} format, maxDets={max_det}")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
+    fig.savefig(path)
+
+
+def _category_ap(result: EvalResult) -> tuple[np.ndarray, list[str]]:
+    """AP per category (IoU 0.50:0.95, area / occlusion "all", largest maxDet) of the categories
+    that have ground truth, sorted descending, and their names."""
+    p = result.precision[:, :, :, 0, 0, -1]  # [T, R, K]
+    ap = _mean_curve(p.reshape(-1, p.shape[2]))
+    keep = np.flatnonzero(np.isfinite(ap))
+    order = keep[np.argsort(-ap[keep], kind="stable")]
+    return ap[order], [result.category_names[k] for k in order]
+
+
+def _bars(ax, ap: np.ndarray, names: list[str], title: str) -> None:
+    y = np.arange(ap.shape[0])
+    ax.barh(y, ap, color="tab:blue")
+    ax.set_yticks(y, [n if len(n) <= 28 else n[:27] + "…" for n in names], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("AP (IoU 0.50:0.95)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    for yi, v in zip(y, ap, strict=True):
+        if v > 0.85:  # inside the bar's end, in white
+            ax.text(v - 0.01, yi, f"{v:.3f}", va="center", ha="right", fontsize=7, color="white")
+        else:
+            ax.text(v + 0.01, yi, f"{v:.3f}", va="center", fontsize=7)
+
+
+def _plot_per_category(result: EvalResult, path: str) -> None:
+    ap, names = _category_ap(result)
+    missing = len(result.category_names) - ap.shape[0]
+    note = f" ({missing} without ground truth not shown)" if missing else ""
+    if ap.shape[0] <= NAMED_CATEGORIES:
+        fig = _figure(7.0, max(2.5, 0.8 + 0.22 * ap.shape[0]))
+        _bars(fig.add_subplot(), ap, names, f"AP per category, sorted{note}")
+        fig.savefig(path)
+        return
+    n = EXTREMES
+    fig = _figure(13.0, 10.0)
+    grid = fig.add_gridspec(2, 2, height_ratios=(1, 3.2))
+    ax = fig.add_subplot(grid[0, :])
+    rank = np.arange(1, ap.shape[0] + 1)
+    ax.fill_between(rank, ap, step="mid", alpha=0.4)
+    ax.plot(rank, ap, drawstyle="steps-mid", linewidth=1)
+    ax.axhline(float(ap.mean()), color="tab:red", linestyle="--", linewidth=1,
+               label=f"mean (AP) {ap.mean():.3f}")  # fmt: skip
+    ax.set(xlim=(1, ap.shape[0]), ylim=(0, 1), xlabel="category rank", ylabel="AP")
+    ax.set_title(f"AP of all {ap.shape[0]} categories, sorted{note}", fontsize=10)
+    ax.legend(loc="upper right")
+    ax.grid(alpha=0.3)
+    _bars(fig.add_subplot(grid[1, 0]), ap[:n], names[:n], f"best {n}")
+    # The worst with AP > 0 (a long tail of zeros would say nothing), zeros counted in the title.
+    zeros = int(np.count_nonzero(ap == 0))
+    low = np.flatnonzero(ap > 0)[-n:]
+    title = f"worst {low.size} with AP > 0" + (f" ({zeros} categories have AP 0)" if zeros else "")
+    _bars(fig.add_subplot(grid[1, 1]), ap[low], [names[i] for i in low], title)
+    fig.savefig(path)
+
+
+def _plot_errors(result: EvalResult, path: str) -> None:
+    analysis = result.errors
+    items = list(analysis.errors.items())
+    fig = _figure(7.0, 0.9 + 0.42 * len(items))
+    ax = fig.add_subplot()
+    names = [k for k, _ in items]
+    values = np.asarray([v for _, v in items], dtype=np.float64) * 100
+    y = np.arange(len(items))
+    special = {"false_positive", "false_negative"}
+    colors = ["tab:gray" if k in special else "tab:orange" for k in names]
+    ax.barh(y, values, color=colors)
+    counts = getattr(analysis, "counts", {})
+    ax.set_yticks(y, [f"{k} ({counts[k]})" if k in counts else k for k in names])
+    ax.invert_yaxis()
+    top = max(float(values.max(initial=0.0)), 1.0)
+    ax.set_xlim(0, top * 1.18)
+    for yi, v in zip(y, values, strict=True):
+        ax.text(v + top * 0.01, yi, f"{v:.2f}", va="center", fontsize=8)
+    ax.set_xlabel("dAP50 (AP points gained by fixing that error type)")
+    ax.set_title(
+        f"Error analysis: AP50 = {100 * analysis.ap50:.2f}; gray: special (all FP / all FN)",
+        fontsize=10,
+    )
+    ax.grid(axis="x", alpha=0.3)
+    fig.savefig(path)
+
+
+def plot_results(result: EvalResult, out_dir: str | os.PathLike) -> list[str]:
+    """Draws the evaluation's pictures into ``out_dir`` (created if needed).
+
+    - ``pr_curve.png``: precision against recall (mean over categories, area / occlusion
+      "all", maxDet 100) at IoU 0.50, 0.75 and averaged over the thresholds;
+    - ``per_category.png``: AP per category, sorted (all names up to 60 categories; beyond, the
+      sorted AP of every category plus the best and worst 25 by name);
+    - ``errors.png``: dAP50 of each error type, when ``result.errors`` is set.
+
+    Returns:
+        The paths written.
+
+    Raises:
+        ImportError: without matplotlib (``pip install 'ovis_jax[plots]'``).
+    """
+    out_dir = os.fspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    written = []
+    for name, draw in (("pr_curve.png", _plot_pr), ("per_category.png", _plot_per_category)):
+        path = os.path.join(out_dir, name)
+        draw(result, path)
+        written.append(path)
+    if result.errors is not None:
+        path = os.path.join(out_dir, "errors.png")
+        _plot_errors(result, path)
+        written.append(path)
+    return written

@@ -196,31 +196,14 @@ class _IsProgress(logging.Filter):
         return hasattr(record, "progress") == self.wanted
 
 
-class _HoldPackageWarnings(logging.Filter):
-    """Holds back the package's WARNING records: the same texts reach the user once, through
-    ``EvalResult.warnings``; held records that are not among them are printed afterwards."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.held: list[str] = []
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno == logging.WARNING and record.name.split(".")[0] == "ovis_jax":
-            self.held.append(record.getMessage())
-            return False
-        return True
-
-
 @contextlib.contextmanager
-def _logging_configured(verbose: bool, quiet: bool) -> Iterator[_HoldPackageWarnings]:
+def _logging_configured(verbose: bool, quiet: bool) -> Iterator[None]:
     """Logs to stderr for the duration of one ``main`` call, then restores the previous setup
     (``main`` is called repeatedly in-process by tests). Progress records become a progress bar
     when stderr is a terminal (and not ``--quiet``); with ``-v`` they are plain lines."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter())
     handler.setLevel(logging.INFO if verbose else logging.WARNING)
-    hold = _HoldPackageWarnings()
-    handler.addFilter(hold)
     bar = None
     tty = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
     if tty and not quiet and not verbose:
@@ -237,7 +220,7 @@ def _logging_configured(verbose: bool, quiet: bool) -> Iterator[_HoldPackageWarn
     # INFO only for this package: JAX's own INFO chatter (backend probing) stays hidden.
     package.setLevel(logging.INFO if verbose or bar is not None else logging.WARNING)
     try:
-        yield hold
+        yield
     finally:
         root.removeHandler(handler)
         if bar is not None:
@@ -288,9 +271,7 @@ def _printable_streams() -> None:
                 reconfigure(errors="backslashreplace")
 
 
-def _run(
-    args: argparse.Namespace, gt_path: str, results_path: str, hold: _HoldPackageWarnings
-) -> None:
+def _run(args: argparse.Namespace, gt_path: str, results_path: str) -> None:
     t0 = time.perf_counter()
     gt = load_ground_truth(gt_path)
     t1 = time.perf_counter()
@@ -355,9 +336,7 @@ def _run(
             print()
             print(format_errors(result.errors))
         sys.stdout.flush()
-    warnings = list(result.warnings)
-    warnings += [w for w in dict.fromkeys(hold.held) if w not in result.warnings]
-    for w in warnings:
+    for w in result.warnings:  # the one channel for warnings (the library only logs progress)
         print(f"warning: {w}", file=sys.stderr)
 
 
@@ -531,18 +510,18 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
             file=sys.stderr,
         )
 
-    def body(hold: _HoldPackageWarnings) -> None:
+    def body() -> None:
         if args.gt is None:
             with _demo_paths() as (gt_path, results_path):
                 logger.info("evaluating the demo sample")
-                _run(args, gt_path, results_path, hold)
+                _run(args, gt_path, results_path)
         else:
-            _run(args, args.gt, args.results, hold)
+            _run(args, args.gt, args.results)
 
     return run_guarded(body, verbose=args.verbose, quiet=args.quiet)
 
 
-def run_guarded(body: Callable[[_HoldPackageWarnings], None], *, verbose: bool, quiet: bool) -> int:
+def run_guarded(body: Callable[[], None], *, verbose: bool, quiet: bool) -> int:
     """Runs a command's body with logging configured, and turns its failures into exit
     statuses with one ``error:`` line (the shared tail of every ``python -m ovis_jax.*``).
 
@@ -550,9 +529,9 @@ def run_guarded(body: Callable[[_HoldPackageWarnings], None], *, verbose: bool, 
         0, or 2 on a malformed / unreadable input or a usage problem found late, 130 when
         interrupted, 141 when stdout was closed early.
     """
-    with _logging_configured(verbose, quiet) as hold:
+    with _logging_configured(verbose, quiet):
         try:
-            body(hold)
+            body()
         except (FormatError, _CliError) as e:
             print(f"error: {_one_line(str(e))}", file=sys.stderr)
             return EXIT_ERROR

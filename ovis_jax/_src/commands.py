@@ -66,7 +66,7 @@ def check_main(argv: Sequence[str] | None = None, *, prog: str | None = None) ->
     _start_numba()
     clean = []
     status = run_guarded(
-        lambda _: clean.append(_check(args.gt, args.results)),
+        lambda: clean.append(_check(args.gt, args.results)),
         verbose=args.verbose,
         quiet=args.quiet,
     )
@@ -89,7 +89,7 @@ def pack_main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> 
     args = parser.parse_args(argv)
     _printable_streams()
 
-    def body(_) -> None:
+    def body() -> None:
         if os.path.abspath(args.out) == os.path.abspath(args.results):
             raise _CliError("--out would overwrite --results")
         if not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
@@ -121,7 +121,7 @@ def split_main(argv: Sequence[str] | None = None, *, prog: str | None = None) ->
     args = parser.parse_args(argv)
     _printable_streams()
 
-    def body(_) -> None:
+    def body() -> None:
         _start_numba()
         raw, label = read_bytes(args.gt, "ground truth")
         data = parse_untyped(raw, label)

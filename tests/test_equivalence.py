@@ -4,38 +4,13 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
 import pytest
+from conftest import assert_results_equal
 
 import ovis_jax
 from ovis_jax._src import synthetic
 
 NUM_DATASETS = 300
-TOL = 1e-12
-
-
-def assert_same(ref: ovis_jax.EvalResult, got: ovis_jax.EvalResult, what: str) -> None:
-    """Stats, precision and recall equal to TOL; on failure print both sides and the diff."""
-    assert list(ref.stats) == list(got.stats), (
-        f"{what}: keys {list(ref.stats)} vs {list(got.stats)}"
-    )
-    r = np.array(list(ref.stats.values()))
-    g = np.array(list(got.stats.values()))
-    if not np.allclose(r, g, rtol=0, atol=TOL):
-        raise AssertionError(
-            f"{what}: stats differ\n keys      {list(ref.stats)}\n reference {r.tolist()}\n"
-            f" jax       {g.tolist()}\n diff      {(g - r).tolist()}"
-        )
-    for name in ("precision", "recall"):
-        a, b = getattr(ref, name), getattr(got, name)
-        assert a.shape == b.shape, f"{what}: {name} shape {a.shape} vs {b.shape}"
-        bad = np.argwhere(np.abs(a - b) > TOL)
-        if bad.size:
-            idx = tuple(bad[0])
-            raise AssertionError(
-                f"{what}: {name} differs at {len(bad)} entries; first {idx}: reference "
-                f"{a[idx]!r} jax {b[idx]!r} diff {b[idx] - a[idx]!r}"
-            )
 
 
 @pytest.mark.parametrize("seed", range(NUM_DATASETS))
@@ -48,7 +23,8 @@ def test_random_dataset(seed: int) -> None:
     for backend in ("cpu", "jax"):
         got = ovis_jax.evaluate(gt, res, backend=backend)
         assert got.backend == backend
-        assert_same(ref, got, f"seed {seed} ({gt.format}, {len(results)} results, {backend})")
+        what = f"seed {seed} ({gt.format}, {len(results)} results, {backend})"
+        assert_results_equal(ref, got, what=what)
 
 
 @pytest.mark.parametrize("occlusion", [True, False])
@@ -68,4 +44,4 @@ def test_ovis_like_sample(occlusion: bool) -> None:
     ref = ovis_jax.evaluate(gt, res, backend="reference")
     for backend in ("cpu", "jax"):
         got = ovis_jax.evaluate(gt, res, backend=backend)
-        assert_same(ref, got, f"ovis_like occlusion={occlusion} {backend}")
+        assert_results_equal(ref, got, what=f"ovis_like occlusion={occlusion} {backend}")

@@ -178,13 +178,14 @@ def test_state_merge_and_reduce_equal_one_state():
     merged = jax.jit(lambda a, b, c: a.merge(b).merge(c))(*shards)
     stacked = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *shards)
     reduced = jax.jit(StreamingState.reduce)(stacked)
-    dims = chex.Dimensions(S=3, V=len(gt.videos), N=masks.shape[1], G=ev.num_slots, Z=16)
-    chex.assert_shape(stacked.inter, dims["SVNG"])
+    # Shapes in the legend's letters (ovis_jax._src.legend): Z stacked states.
+    dims = chex.Dimensions(Z=3, V=len(gt.videos), N=masks.shape[1], G=ev.num_slots)
+    chex.assert_shape(stacked.inter, dims["ZVNG"])
     for state in (merged, reduced, ev.merge_stacked(stacked)):
         chex.assert_shape(state.inter, dims["VNG"])
         chex.assert_shape([state.pred_area, state.score, state.valid], dims["VN"])
         chex.assert_shape([state.updated, state.conflict], dims["V"])
-        chex.assert_shape(state.fingerprint, dims["Z"])
+        chex.assert_shape(state.fingerprint, (16,))
         leaves = zip(
             jax.tree_util.tree_leaves(single), jax.tree_util.tree_leaves(state), strict=True
         )

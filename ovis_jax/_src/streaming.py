@@ -22,9 +22,9 @@ non-empty frames, plus its score, label and validity; grouping, matching and acc
 
 Intersections never make the ground truth dense: on device, the foreground runs of a video's
 ground-truth masks (from the file's run lengths) are expanded into the list of their pixel
-positions (S pixel slots, each track padded to a multiple of 256 and the list to the largest
+positions (L pixel slots, each track padded to a multiple of 256 and the list to the largest
 video of the ground truth, so shapes are fixed), the predictions are gathered at these positions
-and summed per track. The work is N × S per video, independent of G and of the canvas size, and
+and summed per track. The work is N × L per video, independent of G and of the canvas size, and
 the counts are exact int32 (a batch's canvas F × H × W must have fewer than 2^31 pixels; checked).
 
 Conventions of dense predictions (all documented numbers refer to these):
@@ -49,7 +49,7 @@ Conventions of dense predictions (all documented numbers refer to these):
 Shapes follow the legend of :mod:`ovis_jax._src.legend`: V videos of the ground truth
 (ascending id order), F frames, H×W pixels (the padded canvas of a batch), B videos in a batch,
 N predictions per video (``max_predictions`` in the state), G ground-truth tracks per video (the
-largest number over the ground truth), U foreground runs and S pixel slots per video.
+largest number over the ground truth), U foreground runs and L pixel slots per video.
 
 Layout: the state and its algebra (``merge``, ``reduce``) are in
 :mod:`~ovis_jax._src.streaming_state`, the ground truth's host tables and ``prepare`` in
@@ -139,7 +139,7 @@ class StreamingEvaluator:
                 "another one"
             )
         self.num_slots = self.tables.num_tracks  # G
-        self.num_pixels = self.tables.num_pixels  # S
+        self.num_pixels = self.tables.num_pixels  # L
         self.num_runs = self.tables.num_runs  # U
         self._fingerprint = self.tables.fingerprint
         self._fingerprint_dev = jax.numpy.asarray(self._fingerprint)

@@ -3,12 +3,12 @@
 :func:`update_state` writes a batch's per-video results into a
 :class:`~ovis_jax._src.streaming_state.StreamingState`; :func:`video_stats` computes them for
 one video by gathering its predictions at the ground truth's foreground pixel slots (the work is
-N × S per video, independent of G and of the canvas). :func:`resize_masks` prepares
+N × L per video, independent of G and of the canvas). :func:`resize_masks` prepares
 model-resolution masks for it.
 
 Shapes use the legend of :mod:`ovis_jax._src.legend`: V videos of the ground truth, B videos of
 a batch, N predictions per video, F × H × W the batch's canvas, G ground-truth tracks per
-video, U foreground runs per video, S pixel slots per video.
+video, U foreground runs per video, L pixel slots per video.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def count_pixels(x: jax.Array) -> jax.Array:
 
 
 def _slot_pixels(gt: GTBatch, *, num_pixels: int, h: int, w: int):
-    """One video's pixel slots: flat canvas position int32[S], valid bool[S], run int32[S]."""
+    """One video's pixel slots: flat canvas position int32[L], valid bool[L], run int32[L]."""
     size, run_start, run_length, run_frame, _, run_offset = gt
     height = size[1]
     num_r = run_start.shape[0]
@@ -79,7 +79,7 @@ def video_stats(fg: jax.Array, gt: GTBatch, *, num_pixels: int, num_tracks: int)
     area = jnp.sum(frame_area, axis=1, dtype=jnp.int32)
     frames = jnp.sum(frame_area > 0, axis=1, dtype=jnp.int32)
     flat, ok, rc = _slot_pixels(gt, num_pixels=num_pixels, h=h, w=w)
-    hit = jnp.take(fg.reshape(n, f * h * w), flat, axis=1) & ok[None, :]  # [N, S]
+    hit = jnp.take(fg.reshape(n, f * h * w), flat, axis=1) & ok[None, :]  # [N, L]
     blocks = jnp.sum(
         jnp.sum(
             hit.reshape(n, num_pixels // BLOCK, BLOCK // _GROUP, _GROUP), axis=3, dtype=jnp.int8
@@ -128,7 +128,7 @@ def update_state(
         scores: float[B, N].
         labels: int[B, N].
         valid: bool[B, N], or None for all.
-        num_pixels: S of the tables (static).
+        num_pixels: L of the tables (static).
         num_tracks: G of the tables (static).
 
     Returns:

@@ -121,7 +121,7 @@ class StreamingState:
     def reduce(self) -> StreamingState:
         """The merge of states stacked along a leading axis (pure, jittable).
 
-        ``self`` is a stacked state (every leaf with an extra leading axis of size S >= 1, as
+        ``self`` is a stacked state (every leaf with an extra leading axis of size Z >= 1, as
         ``process_allgather(state, tiled=False)`` or a ``vmap`` returns it); the result is
         ``s[0].merge(s[1]).merge(s[2])...``, computed with ``lax.scan`` over :meth:`merge`.
         """
@@ -144,7 +144,7 @@ def fingerprint_hex(fp: Any) -> str:
 
 
 def check_fingerprint(fp: Any, expected: np.ndarray, *, stacked: bool = False) -> None:
-    """Raises unless ``fp`` (host uint8[16]; with ``stacked``, each row of uint8[S, 16]) is
+    """Raises unless ``fp`` (host uint8[16]; with ``stacked``, each row of uint8[Z, 16]) is
     ``expected``.
 
     Raises:

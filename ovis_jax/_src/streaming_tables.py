@@ -7,8 +7,8 @@ then needs only its videos' rows of these tables (:func:`prepare`), small compar
 
 Shapes use the legend of :mod:`ovis_jax._src.legend`: V videos (ascending id), G ground-truth
 tracks per video (the largest), B videos of a batch, U foreground runs per video (the largest),
-S pixel slots per video (padded; the largest), and the flat axes of all tracks, runs and frames
-of the ground truth.
+L pixel slots per video (padded; the largest); G and U also name the flat axes of all the
+ground truth's tracks and runs (in :class:`GTTables`).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class GTBatch(NamedTuple):
         run_slot: int32[B, U] ground-truth track of the run, as its position among the video's
             tracks in file order.
         run_offset: int32[B, U] position of the run's first pixel in the video's slot list
-            (S for padding runs).
+            (L for padding runs).
     """
 
     size: Any
@@ -67,12 +67,12 @@ class GTTables:
         video_ids: int64[V] ascending.
         video_pos: video id -> row in the state.
         video_size: int64[V, 3] each video's (length, height, width).
-        track_slot: int64[G_all] each ground-truth track's column in the state (its position
+        track_slot: int64[G] each ground-truth track's column in the state (its position
             among its video's tracks, file order).
         num_tracks: G, the most tracks of a video (>= 1).
-        num_pixels: S, the most pixel slots of a video (a multiple of ``BLOCK``, >= ``BLOCK``).
+        num_pixels: L, the most pixel slots of a video (a multiple of ``BLOCK``, >= ``BLOCK``).
         num_runs: U, the most foreground runs of a video (>= 1).
-        run_start, run_length, run_frame, run_slot, run_offset: int32[U_all] every run, grouped
+        run_start, run_length, run_frame, run_slot, run_offset: int32[U] every run, grouped
             by video then track (see :class:`GTBatch`).
         video_run_first: int64[V + 1] video v's runs are ``video_run_first[v]:[v + 1]``.
         fingerprint: uint8[16] :func:`gt_digest` of the ground truth.

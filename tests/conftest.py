@@ -18,13 +18,30 @@ from ovis_jax._src.rle import encode_dense
 H, W = 10, 10
 
 
+_CACHE_OPTIONS = {
+    "jax_compilation_cache_dir": None,
+    "jax_persistent_cache_min_compile_time_secs": 0.0,
+    "jax_persistent_cache_min_entry_size_bytes": 0,
+}
+
+
 @pytest.fixture(autouse=True, scope="session")
-def _private_xla_cache(tmp_path_factory):
-    """The CLI's persistent XLA cache defaults to ~/.cache/ovis_jax/xla: the tests (and the CLI
-    processes they start, which inherit the environment) use pytest's temporary one instead."""
+def _private_xla_cache(request, tmp_path_factory):
+    """A persistent XLA compilation cache private to this checkout's tests, so that the quick
+    loop (``pytest -m "not slow"``) loads the JAX kernels compiled by an earlier run instead of
+    compiling them again: pytest's cache directory (``.pytest_cache/d/xla``), or a temporary one
+    without pytest's cache plugin. The CLI's cache (``~/.cache/ovis_jax/xla`` by default) is
+    pointed there too, for the CLI runs in this process and the processes the tests start."""
+    cache = getattr(request.config, "cache", None)
+    path = str(cache.mkdir("xla") if cache is not None else tmp_path_factory.mktemp("xla_cache"))
+    before = {k: getattr(jax.config, k) for k in _CACHE_OPTIONS}
+    for k, v in {**_CACHE_OPTIONS, "jax_compilation_cache_dir": path}.items():
+        jax.config.update(k, v)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("OVIS_JAX_CACHE", str(tmp_path_factory.mktemp("xla_cache")))
+        mp.setenv("OVIS_JAX_CACHE", path)
         yield
+    for k, v in before.items():
+        jax.config.update(k, v)
 
 
 def box(r0: int, r1: int, c0: int, c1: int) -> dict:
@@ -182,9 +199,10 @@ def count_compiles() -> Iterator[CompileLog]:
         logger.removeHandler(handler)
 
 
-@pytest.fixture(params=[True, False], ids=["jit", "no_jit"])
+@pytest.fixture(params=[True, pytest.param(False, marks=pytest.mark.slow)], ids=["jit", "no_jit"])
 def jit_mode(request) -> Iterator[bool]:
-    """Runs a kernel test twice: jitted, and under ``jax.disable_jit()`` (eager)."""
+    """Runs a kernel test twice: jitted, and under ``jax.disable_jit()`` (eager; marked ``slow``:
+    eagerly every primitive compiles on its own, seconds per kernel)."""
     if request.param:
         yield True
     else:

@@ -13,7 +13,16 @@ from ovis_jax._src import synthetic
 NUM_DATASETS = 300
 
 
-@pytest.mark.parametrize("seed", range(NUM_DATASETS))
+#: Seeds run by the quick inner loop (``-m "not slow"``); the others are marked slow.
+QUICK_SEEDS = (0,)
+
+
+SEEDS = [
+    pytest.param(s, marks=() if s in QUICK_SEEDS else pytest.mark.slow) for s in range(NUM_DATASETS)
+]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
 def test_random_dataset(seed: int) -> None:
     logging.getLogger("ovis_jax").setLevel(logging.ERROR)
     gt_dict, results = synthetic.random_dataset(seed=seed, unknown_categories=seed % 7 == 0)
@@ -27,7 +36,7 @@ def test_random_dataset(seed: int) -> None:
         assert_results_equal(ref, got, what=what)
 
 
-@pytest.mark.parametrize("occlusion", [True, False])
+@pytest.mark.parametrize("occlusion", [True, pytest.param(False, marks=pytest.mark.slow)])
 def test_ovis_like_sample(occlusion: bool) -> None:
     """Realistic masks (fragmented by occlusion, many runs per frame) at small sizes."""
     gt_dict, results = synthetic.ovis_like(

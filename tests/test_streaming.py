@@ -30,6 +30,11 @@ logging.getLogger("ovis_jax").setLevel(logging.ERROR)
 SEEDS = (0, 1, 2)
 
 
+def _seeds(quick: tuple[int, ...]) -> list:
+    """SEEDS, those not in ``quick`` marked slow."""
+    return [pytest.param(s, marks=() if s in quick else pytest.mark.slow) for s in SEEDS]
+
+
 def _decode(seg: dict) -> np.ndarray:
     counts = seg["counts"]
     rle = {"size": seg["size"], "counts": counts.encode() if isinstance(counts, str) else counts}
@@ -135,10 +140,11 @@ def _order(seed: int) -> list[int]:
     return [p for p in order if p != skipped]
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", _seeds(quick=(0,)))
 def test_equal_to_file_path_any_batching(seed):
     _, gt, masks, *_ = _dataset(seed)
-    ev = StreamingEvaluator(gt, max_predictions=masks.shape[1])
+    # A max_predictions no other test uses: state shapes not compiled before in this process.
+    ev = StreamingEvaluator(gt, max_predictions=masks.shape[1] + 5)
     order = _order(seed)
     with count_compiles() as log:
         for batch_size in (1, 3):
@@ -147,6 +153,7 @@ def test_equal_to_file_path_any_batching(seed):
     assert log.count("update_state") == 2  # one compilation per batch shape
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", SEEDS)
 def test_split_across_evaluators_and_merged(seed):
     gt_dict, gt, masks, *_ = _dataset(seed)
@@ -226,6 +233,7 @@ def test_update_fn_inside_user_jit():
         ev.compute(again)
 
 
+@pytest.mark.slow
 def test_float_probabilities_threshold_and_padding_rows():
     seed = 1
     _, gt, masks, scores, labels, valid, _ = _dataset(seed)
@@ -446,6 +454,7 @@ _CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_sharded_over_four_devices_subprocess(tmp_path):
     seed = 2
     gt_dict, gt, masks, scores, labels, valid, _ = _dataset(seed)

@@ -92,7 +92,12 @@ import numpy as np
 from ovis_jax._src.jax_backend import evaluate_tracks
 from ovis_jax._src.loading import GroundTruth
 from ovis_jax._src.params import EvalParams
-from ovis_jax._src.streaming_core import batch_sharding, resize_masks, update_state
+from ovis_jax._src.streaming_core import (
+    batch_sharding,
+    resize_masks,
+    update_state,
+    update_state_jit,
+)
 from ovis_jax._src.streaming_state import StreamingState, check_fingerprint, check_like
 from ovis_jax._src.streaming_tables import INT32_LIMIT, GTBatch, build_tables, host_ints, prepare
 from ovis_jax._src.summary import EvalResult
@@ -252,7 +257,8 @@ class StreamingEvaluator:
 
         Checks on the host, without waiting for the device: known video ids, no video twice in
         the batch, each video's length, height and width within the canvas ``F, H, W``, shapes.
-        Then runs the jitted :meth:`update_fn`. A batch sharded over devices along its first
+        Then runs the jitted core of :meth:`update_fn` (compiled once per shape for all
+        evaluators). A batch sharded over devices along its first
         axis stays sharded. A video already updated in ``state`` is not overwritten but marked
         in the state's ``conflict`` flags, and :meth:`compute` raises naming it.
 
@@ -289,7 +295,10 @@ class StreamingEvaluator:
         video_pos = pos if sharding is None else jax.device_put(pos, sharding)
         if sharding is not None:
             gt_batch = GTBatch(*(jax.device_put(x, sharding) for x in gt_batch))
-        new = self._update_jit(state, gt_batch, video_pos, masks, scores, labels, valid)
+        new = update_state_jit(
+            state, gt_batch, video_pos, masks, scores, labels, valid,
+            num_pixels=self.num_pixels, num_tracks=self.num_slots,
+        )  # fmt: skip
         return self._own_fingerprint(new)
 
     def _check_videos(self, ids, pos, shape, updated: np.ndarray | None) -> None:

@@ -22,7 +22,14 @@ import jax.numpy as jnp
 from ovis_jax._src.streaming_state import StreamingState
 from ovis_jax._src.streaming_tables import BLOCK, INT32_LIMIT, GTBatch
 
-__all__ = ["batch_sharding", "count_pixels", "resize_masks", "update_state", "video_stats"]
+__all__ = [
+    "batch_sharding",
+    "count_pixels",
+    "resize_masks",
+    "update_state",
+    "update_state_jit",
+    "video_stats",
+]
 
 # Pixel counts sum groups of this many booleans in int8 first (see count_pixels).
 _GROUP = 32
@@ -165,6 +172,11 @@ def update_state(
         conflict=state.conflict.at[mark].set(True, mode="drop"),
         fingerprint=state.fingerprint,
     )
+
+
+#: :func:`update_state` jitted once for every evaluator: evaluators whose tables have equal sizes
+#: (e.g. one re-created after a restart) share its compilations.
+update_state_jit = jax.jit(update_state, static_argnames=("num_pixels", "num_tracks"))
 
 
 def batch_sharding(masks: Any) -> jax.sharding.Sharding | None:

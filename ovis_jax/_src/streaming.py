@@ -383,7 +383,8 @@ class StreamingEvaluator:
             ValueError: no state, a state of other ground truth, or a video updated in two of
                 the states (named).
         """
-        host = jax.device_get(StreamingState.from_mapping(vars(stacked)))
+        raw = stacked if isinstance(stacked, Mapping) else vars(stacked)
+        host = jax.device_get(StreamingState.from_mapping(raw))
         if int(np.shape(host.updated)[0]) == 0:
             raise ValueError("no states to merge")
         check_fingerprint(host.fingerprint, self._fingerprint, stacked=True)

@@ -1,9 +1,15 @@
-"""Shared fixtures: a tiny hand-built OVIS dataset (10x10 frames) and its results."""
+"""Shared fixtures and helpers: a tiny hand-built OVIS dataset (10x10 frames) and its results,
+:func:`assert_results_equal`, compile counting and the jit / no-jit fixture."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import logging
+import re
+from collections.abc import Iterator
 
+import jax
 import numpy as np
 import pytest
 
@@ -12,13 +18,30 @@ from ovis_jax._src.rle import encode_dense
 H, W = 10, 10
 
 
+_CACHE_OPTIONS = {
+    "jax_compilation_cache_dir": None,
+    "jax_persistent_cache_min_compile_time_secs": 0.0,
+    "jax_persistent_cache_min_entry_size_bytes": 0,
+}
+
+
 @pytest.fixture(autouse=True, scope="session")
-def _private_xla_cache(tmp_path_factory):
-    """The CLI's persistent XLA cache defaults to ~/.cache/ovis_jax/xla: the tests (and the CLI
-    processes they start, which inherit the environment) use pytest's temporary one instead."""
+def _private_xla_cache(request, tmp_path_factory):
+    """A persistent XLA compilation cache private to this checkout's tests, so that the quick
+    loop (``pytest -m "not slow"``) loads the JAX kernels compiled by an earlier run instead of
+    compiling them again: pytest's cache directory (``.pytest_cache/d/xla``), or a temporary one
+    without pytest's cache plugin. The CLI's cache (``~/.cache/ovis_jax/xla`` by default) is
+    pointed there too, for the CLI runs in this process and the processes the tests start."""
+    cache = getattr(request.config, "cache", None)
+    path = str(cache.mkdir("xla") if cache is not None else tmp_path_factory.mktemp("xla_cache"))
+    before = {k: getattr(jax.config, k) for k in _CACHE_OPTIONS}
+    for k, v in {**_CACHE_OPTIONS, "jax_compilation_cache_dir": path}.items():
+        jax.config.update(k, v)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("OVIS_JAX_CACHE", str(tmp_path_factory.mktemp("xla_cache")))
+        mp.setenv("OVIS_JAX_CACHE", path)
         yield
+    for k, v in before.items():
+        jax.config.update(k, v)
 
 
 def box(r0: int, r1: int, c0: int, c1: int) -> dict:
@@ -106,3 +129,85 @@ def tiny_ytvis(tiny) -> tuple[dict, list]:
     for a in gt["annotations"]:
         del a["occlusion"]
     return gt, results
+
+
+def assert_results_equal(a, b, tol: float = 1e-12, *, what: str = "") -> None:
+    """Two :class:`~ovis_jax.EvalResult` agree to ``tol``: stats (same names, same order),
+    precision, recall, scores, the track-length arrays and per-category rows. On failure
+    prints both sides and the difference."""
+    from ovis_jax._src.summary import format_summary
+
+    head = f"{what}: " if what else ""
+    sides = f"\n--- a ---\n{format_summary(a)}\n--- b ---\n{format_summary(b)}"
+    assert list(a.stats) == list(b.stats), f"{head}stat names {list(a.stats)} vs {list(b.stats)}"
+    sa, sb = np.array(list(a.stats.values())), np.array(list(b.stats.values()))
+    if not np.allclose(sa, sb, rtol=0, atol=tol):
+        raise AssertionError(
+            f"{head}stats differ\n keys {list(a.stats)}\n a    {sa.tolist()}\n b    "
+            f"{sb.tolist()}\n diff {(sb - sa).tolist()}{sides}"
+        )
+    for name in ("precision", "recall", "scores", "length_precision", "length_recall"):
+        x, y = getattr(a, name, None), getattr(b, name, None)
+        if x is None and y is None:
+            continue
+        assert x.shape == y.shape, f"{head}{name} shape {x.shape} vs {y.shape}"
+        bad = np.argwhere(np.abs(x - y) > tol)
+        if bad.size:
+            i = tuple(int(k) for k in bad[0])
+            raise AssertionError(
+                f"{head}{name} differs at {len(bad)} entries; first {i}: a {x[i]!r} b {y[i]!r} "
+                f"diff {y[i] - x[i]!r}{sides}"
+            )
+    for ra, rb in zip(a.per_category, b.per_category, strict=True):
+        keys = ("AP", "AP50", "AP75", "AR100")
+        same = ra["id"] == rb["id"] and all(abs(ra[k] - rb[k]) <= tol for k in keys)
+        assert same, f"{head}per-category row differs: a {ra} b {rb}"
+
+
+class CompileLog:
+    """Counts XLA compilations by function name while :func:`count_compiles` is active."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def count(self, name: str) -> int:
+        """Compilations of ``jit(name)`` seen so far."""
+        return sum(n == name for n in self.names)
+
+
+class _CompileHandler(logging.Handler):
+    _PATTERN = re.compile(r"^Compiling jit\(([^)]*)\)")
+
+    def __init__(self, log: CompileLog) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        m = self._PATTERN.match(record.getMessage())
+        if m:
+            self.log.names.append(m.group(1))
+
+
+@contextlib.contextmanager
+def count_compiles() -> Iterator[CompileLog]:
+    """Records every compilation (``jax.log_compiles``) inside the block, by function name."""
+    log = CompileLog()
+    handler = _CompileHandler(log)
+    logger = logging.getLogger("jax")
+    logger.addHandler(handler)
+    try:
+        with jax.log_compiles(True):
+            yield log
+    finally:
+        logger.removeHandler(handler)
+
+
+@pytest.fixture(params=[True, pytest.param(False, marks=pytest.mark.slow)], ids=["jit", "no_jit"])
+def jit_mode(request) -> Iterator[bool]:
+    """Runs a kernel test twice: jitted, and under ``jax.disable_jit()`` (eager; marked ``slow``:
+    eagerly every primitive compiles on its own, seconds per kernel)."""
+    if request.param:
+        yield True
+    else:
+        with jax.disable_jit():
+            yield False

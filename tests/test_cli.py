@@ -103,6 +103,7 @@ def test_demo_prints_the_18_numbers():
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_json_output_and_stdout(files):
     gt_path, results_path, out = files
     proc = run_cli("--gt", gt_path, "--results", results_path, "--json", out,
@@ -137,6 +138,7 @@ def test_json_output_and_stdout(files):
     assert doc["stats"] == expected.stats
 
 
+@pytest.mark.slow
 def test_youtube_vis_ground_truth_gives_12_numbers(tmp_path, tiny_ytvis):
     gt, results = tiny_ytvis
     (tmp_path / "gt.json").write_text(json.dumps(gt))
@@ -162,6 +164,7 @@ def test_youtube_vis_ground_truth_gives_12_numbers(tmp_path, tiny_ytvis):
     assert len(doc["stats"]) == 12
 
 
+@pytest.mark.slow
 def test_bad_file_exits_2_with_one_error_line(tmp_path, files):
     gt_path, _, _ = files
     bad = tmp_path / "bad.json"
@@ -329,6 +332,7 @@ def test_second_cli_run_compiles_nothing(tmp_path):
     assert "data saved" not in second and "data loaded" in second
 
 
+@pytest.mark.slow
 def test_unprintable_category_name_is_escaped(tmp_path, tiny):
     """A lone surrogate (valid JSON, not encodable) in a category name: printed escaped."""
     gt, results = tiny

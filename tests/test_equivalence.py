@@ -6,38 +6,13 @@ import logging
 
 import numpy as np
 import pytest
+from conftest import assert_results_equal
 
 import ovis_jax
 from ovis_jax._src import synthetic
 
 NUM_DATASETS = 300
 TOL = 1e-12
-
-
-def assert_same(ref: ovis_jax.EvalResult, got: ovis_jax.EvalResult, what: str) -> None:
-    """Stats, precision and recall equal to TOL; on failure print both sides and the diff."""
-    assert list(ref.stats) == list(got.stats), (
-        f"{what}: keys {list(ref.stats)} vs {list(got.stats)}"
-    )
-    r = np.array(list(ref.stats.values()))
-    g = np.array(list(got.stats.values()))
-    if not np.allclose(r, g, rtol=0, atol=TOL):
-        raise AssertionError(
-            f"{what}: stats differ\n keys      {list(ref.stats)}\n reference {r.tolist()}\n"
-            f" jax       {g.tolist()}\n diff      {(g - r).tolist()}"
-        )
-    for name in ("precision", "recall", "scores", "length_precision", "length_recall"):
-        a, b = getattr(ref, name), getattr(got, name)
-        if a is None and b is None:
-            continue
-        assert a.shape == b.shape, f"{what}: {name} shape {a.shape} vs {b.shape}"
-        bad = np.argwhere(np.abs(a - b) > TOL)
-        if bad.size:
-            idx = tuple(bad[0])
-            raise AssertionError(
-                f"{what}: {name} differs at {len(bad)} entries; first {idx}: reference "
-                f"{a[idx]!r} jax {b[idx]!r} diff {b[idx] - a[idx]!r}"
-            )
 
 
 def assert_same_matches(ref: ovis_jax.Matches, got: ovis_jax.Matches, what: str) -> None:
@@ -61,7 +36,16 @@ def assert_same_matches(ref: ovis_jax.Matches, got: ovis_jax.Matches, what: str)
 SWEEP_PARAMS = ovis_jax.EvalParams(length_ranges=(("a", 0, 3), ("b", 4, 6), ("c", 7, 1e10)))
 
 
-@pytest.mark.parametrize("seed", range(NUM_DATASETS))
+#: Seeds run by the quick inner loop (``-m "not slow"``); the others are marked slow.
+QUICK_SEEDS = (0,)
+
+
+SEEDS = [
+    pytest.param(s, marks=() if s in QUICK_SEEDS else pytest.mark.slow) for s in range(NUM_DATASETS)
+]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
 def test_random_dataset(seed: int) -> None:
     """All numbers and arrays (with the track-length pass) and the per-result matches."""
     logging.getLogger("ovis_jax").setLevel(logging.ERROR)
@@ -75,12 +59,12 @@ def test_random_dataset(seed: int) -> None:
         got = ovis_jax.evaluate(gt, res, backend=backend, **options)
         assert got.backend == backend
         what = f"seed {seed} ({gt.format}, {len(results)} results, {backend})"
-        assert_same(ref, got, what)
+        assert_results_equal(ref, got, what=what)
         assert got.length_stats == pytest.approx(ref.length_stats, abs=TOL, rel=0), what
         assert_same_matches(ref.matches, got.matches, what)
 
 
-@pytest.mark.parametrize("occlusion", [True, False])
+@pytest.mark.parametrize("occlusion", [True, pytest.param(False, marks=pytest.mark.slow)])
 def test_ovis_like_sample(occlusion: bool) -> None:
     """Realistic masks (fragmented by occlusion, many runs per frame) at small sizes."""
     gt_dict, results = synthetic.ovis_like(
@@ -97,4 +81,4 @@ def test_ovis_like_sample(occlusion: bool) -> None:
     ref = ovis_jax.evaluate(gt, res, backend="reference")
     for backend in ("cpu", "jax"):
         got = ovis_jax.evaluate(gt, res, backend=backend)
-        assert_same(ref, got, f"ovis_like occlusion={occlusion} {backend}")
+        assert_results_equal(ref, got, what=f"ovis_like occlusion={occlusion} {backend}")

@@ -997,6 +997,7 @@ def report(failures: list[dict]) -> str:
     return "\n".join(out)
 
 
+@pytest.mark.slow
 def test_fuzz():
     failures, counts = run_many(FIRST_SEED, NUM_CASES)
     print(f"fuzz: seeds {FIRST_SEED}..{FIRST_SEED + NUM_CASES - 1}: {counts}")
@@ -1005,6 +1006,7 @@ def test_fuzz():
     assert counts["ok"] > NUM_CASES // 10 and counts["error"] > NUM_CASES // 10, counts
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", ["crash", "hang"])
 def test_driver_reports_crash_and_hang(monkeypatch, fault):
     """A segfault or a hang in a case is a failure with its seed; the later cases still run."""

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import count_compiles
 from pycocotools import mask as mask_utils
 
 import ovis_jax
@@ -151,8 +152,9 @@ def test_evaluate_size_zero():
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_matching_equals_the_walk_and_is_one_to_one(seed):
-    """match_groups vs the reference's literal walk, on random IoUs with many exact ties."""
+def test_matching_equals_the_walk_and_is_one_to_one(seed, jit_mode):
+    """match_groups (jitted and eager) vs the reference's literal walk, on random IoUs with many
+    exact ties."""
     rng = np.random.default_rng(seed)
     p, d, g = 5, 9, 6
     ious = rng.choice([0.0, 0.5, 0.55, 0.7, 0.75, 0.9, 1.0, 0.6 + 1e-17], size=(p, d, g))
@@ -194,32 +196,52 @@ def test_matching_equals_the_walk_and_is_one_to_one(seed):
                     assert not m[pi, nd:].any()
 
 
-@pytest.mark.slow
-def test_jit_and_no_jit_agree():
-    """The whole JAX pipeline eagerly (about a minute: every primitive compiles on its own);
-    the kernels' own jit / no-jit tests are in test_device_rle.py and test_cpu_kernels.py."""
-    gt_dict, results = synthetic.random_dataset(seed=11)
-    gt = ovis_jax.load_ground_truth(gt_dict)
-    res = ovis_jax.load_results(results, gt)
-    jitted = ovis_jax.evaluate(gt, res, backend="jax")
-    with jax.disable_jit():
-        plain = ovis_jax.evaluate(gt, res, backend="jax")
-    np.testing.assert_array_equal(jitted.precision, plain.precision)
-    np.testing.assert_array_equal(jitted.recall, plain.recall)
-    assert jitted.stats == plain.stats
+def _accumulation_case():
+    """Random inputs of :func:`accumulate`: 40 results, 3 categories, 5 videos, with ties."""
+    rng = np.random.default_rng(4)
+    n, k = 40, 3
+    category = rng.integers(0, k + 1, n).astype(np.int32)  # k: padding
+    video = rng.integers(0, 5, n).astype(np.int32)
+    score = rng.choice([0.1, 0.5, 0.5, 0.9, 0.3], n)
+    rank = np.zeros(n, np.int32)
+    for key in {(c, v) for c, v in zip(category, video, strict=True)}:
+        rows = np.flatnonzero((category == key[0]) & (video == key[1]))
+        rank[rows[np.argsort(-score[rows], kind="stable")]] = np.arange(rows.size)
+    matched = rng.random((n, 10, 4, 1)) < 0.5
+    ignored = ~matched & (rng.random((n, 10, 4, 1)) < 0.2)
+    npig = rng.integers(0, 6, (k, 4, 1))
+    args = (category, score, video, rank, matched, ignored, npig)
+    fixed = (np.array([1, 10, 100], np.int32), np.linspace(0, 1, 101))
+    return tuple(jnp.asarray(a) for a in args + fixed)
+
+
+@pytest.fixture(scope="module")
+def jitted_accumulation():
+    """The jitted accumulation of :func:`_accumulation_case` (computed outside any no-jit)."""
+    with jax.enable_x64(True):
+        p, r = accumulate(*_accumulation_case(), num_categories=3)
+    return np.asarray(p), np.asarray(r)
+
+
+def test_accumulation_jit_and_eager_agree(jitted_accumulation, jit_mode):
+    with jax.enable_x64(True):
+        p, r = accumulate(*_accumulation_case(), num_categories=3)
+    np.testing.assert_array_equal(np.asarray(p), jitted_accumulation[0])
+    np.testing.assert_array_equal(np.asarray(r), jitted_accumulation[1])
+    p = np.asarray(p)
+    assert (((p >= 0) & (p <= 1)) | (p == -1)).all() and (p >= 0).any()
 
 
 def test_no_retrace_on_same_shaped_input_and_x64_untouched():
-    from ovis_jax._src import device_rle
 
     assert not jax.config.jax_enable_x64
     gt_dict, results = synthetic.random_dataset(seed=12)
     ovis_jax.evaluate(gt_dict, results, backend="jax")
-    fns = [match_groups, accumulate, device_rle._prepare, device_rle._intersect_chunk, track_ious]
-    sizes = [f._cache_size() for f in fns]
-    # Same data again, and a different dataset of the same padded shapes.
-    ovis_jax.evaluate(gt_dict, results, backend="jax")
-    assert [f._cache_size() for f in fns] == sizes
+    kernels = {"match_groups", "accumulate", "_prepare", "_intersect_chunk", "track_ious"}
+    # Same data again: no kernel compiles again.
+    with count_compiles() as again:
+        ovis_jax.evaluate(gt_dict, results, backend="jax")
+    assert not kernels & set(again.names), again.names
     assert not jax.config.jax_enable_x64
     assert jnp.zeros(1).dtype == jnp.float32
     assert jnp.arange(3).dtype == jnp.int32

@@ -215,6 +215,7 @@ def test_random_dataset_options():
     assert unknown > 0
 
 
+@pytest.mark.slow
 def test_random_dataset_validity_and_edge_cases():
     seen: Counter = Counter()
     for seed in range(50):

@@ -29,13 +29,13 @@ def _reverse_segmented_cummax(values: jax.Array, seg_end: jax.Array) -> jax.Arra
     A sequential scan: exact, and much cheaper to compile than a log-depth parallel scan.
 
     Args:
-        values: float64[..., N].
-        seg_end: bool[N], True at the last element of each segment.
+        values: float64[..., E].
+        seg_end: bool[E], True at the last element of each segment.
     """
     lead = values.shape[:-1]
     if values.shape[-1] == 0:
         return values
-    flat = values.reshape(math.prod(lead), values.shape[-1]).T  # [N, C]
+    flat = values.reshape(math.prod(lead), values.shape[-1]).T  # [E, prod(...)]
 
     def step(running, xs):
         value, end = xs
@@ -64,13 +64,13 @@ def accumulate(
     """Precision and recall arrays (call under ``jax.enable_x64(True)``).
 
     Args:
-        category: int32[N] category index of each result (``num_categories`` for padding).
-        score: float64[N].
-        video: int32[N] position of the result's video in ascending id order.
-        rank: int32[N] rank of the result within its (video, category) by score (a large
+        category: int32[D] category index of each result (``num_categories`` for padding).
+        score: float64[D].
+        video: int32[D] position of the result's video in ascending id order.
+        rank: int32[D] rank of the result within its (video, category) by score (a large
             value for padding).
-        matched: bool[N, T, A, O] from the matching.
-        ignored: bool[N, T, A, O] from the matching.
+        matched: bool[D, T, A, O] from the matching.
+        ignored: bool[D, T, A, O] from the matching.
         npig: int64[K, A, O] not-ignored ground truths per category and range.
         max_dets: int32[M] ascending.
         recall_thresholds: float64[R] ascending.
@@ -92,9 +92,9 @@ def accumulate(
     seg_end = jnp.concatenate([category[1:] != category[:-1], jnp.ones(1, bool)])
     first = jax.lax.cummax(jnp.where(seg_start, pos, 0))
 
-    # Curves on the leading axes: [T, A, O, M, N].
-    include = rank[None, :] < max_dets[:, None]  # [M, N]
-    counted = ~ignored.transpose(1, 2, 3, 0)[:, :, :, None, :] & include  # [T, A, O, M, N]
+    # Curves on the leading axes: [T, A, O, M, D].
+    include = rank[None, :] < max_dets[:, None]  # [M, D]
+    counted = ~ignored.transpose(1, 2, 3, 0)[:, :, :, None, :] & include  # [T, A, O, M, D]
     hit = matched.transpose(1, 2, 3, 0)[:, :, :, None, :]
     tp = (counted & hit).astype(jnp.int64)
     fp = (counted & ~hit).astype(jnp.int64)
@@ -107,7 +107,7 @@ def accumulate(
     tp_cum = seg_cumsum(tp).astype(jnp.float64)
     fp_cum = seg_cumsum(fp).astype(jnp.float64)
     cat_safe = jnp.minimum(category, n_k - 1)
-    npig_n = npig[cat_safe].transpose(1, 2, 0)[None, :, :, None, :]  # [1, A, O, 1, N]
+    npig_n = npig[cat_safe].transpose(1, 2, 0)[None, :, :, None, :]  # [1, A, O, 1, D]
     has_gt = npig_n > 0
     # The divisor is materialised behind a barrier: XLA rewrites a division by a broadcast
     # value into a multiplication by its reciprocal, which is not the same float64 number.

@@ -259,9 +259,9 @@ def group_intersections(d, g, d_tracks, d_start, g_tracks, g_start, pair_start, 
             scratch array.
         d_tracks, g_tracks: int64 tracks of each group, group after group (results in score
             order, ground truths in file order).
-        d_start, g_start: int64[groups + 1] each group's slice of them.
-        pair_start: int64[groups + 1] each group's first pair; pairs are result-major.
-        out: int64[pairs] out.
+        d_start, g_start: int64[Q + 1] each group's slice of them.
+        pair_start: int64[Q + 1] each group's first pair; pairs are result-major.
+        out: int64[P] out.
     """
     for grp in range(g0, g1):
         dt = d_tracks[d_start[grp] : d_start[grp + 1]]
@@ -285,9 +285,9 @@ def match_groups(
     """SPEC steps 9-10 for groups ``g0:g1`` at every threshold, area and occlusion range.
 
     Args:
-        ious: float64[pairs] IoUs, per group result-major (results in score order, ground
+        ious: float64[P] IoUs, per group result-major (results in score order, ground
             truths in file order).
-        pair_start, d_start, g_start: int64[groups + 1] each group's first pair, kept result
+        pair_start, d_start, g_start: int64[Q + 1] each group's first pair, kept result
             and ground truth.
         gt_ignore: bool[G, A, O]; gt_crowd: bool[G]; dt_area_out: bool[D, A].
         thresholds: float64[T].

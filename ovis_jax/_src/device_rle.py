@@ -17,22 +17,23 @@ carries the sign in bit 0x10. Over the whole buffer at once:
 2. each character contributes ``payload << 5j`` (minus ``1 << 5(j+1)`` for a set sign bit on the
    last character), and a sorted ``segment_sum`` over the value index assembles the values;
 3. values after the third of a string are differences to the value two places before. With
-   ``P`` the cumulative sum along each parity chain (a cumsum over the ``(V/2, 2)`` reshape),
-   run length ``v`` is ``P[v] - P[r - 2]`` where ``r`` is the first value of ``v``'s chain inside
-   its string (``k <= 2``, ``k`` the value's index in its string; ``r = v`` when ``k <= 2``).
-   Integer wrap-around of ``P`` cancels in the difference, so this is exact.
+   ``cum`` the cumulative sum along each parity chain (a cumsum over the ``(Y/2, 2)`` reshape of
+   the Y values), run length ``v`` is ``cum[v] - cum[r - 2]`` where ``r`` is the first value of
+   ``v``'s chain inside its string (``k <= 2``, ``k`` the value's index in its string; ``r = v``
+   when ``k <= 2``). Integer wrap-around of ``cum`` cancels in the difference, so this is exact.
 
 Runs alternate background / foreground starting with background: run ``k`` is foreground iff
 ``k`` is odd.
 
 **Intersections** (:func:`_intersect_chunk`). The runs of the chunk's strings are laid end to end on
-one global pixel axis (string after string), with inclusive cumsums ``E`` (end of each run) and
-``F`` (foreground pixels up to the end of each run). The foreground pixels before a global position
-``X`` are ``C(X) = F[i] - [fg i] (E[i] - X)`` with ``i`` the first run whose end exceeds ``X`` (one
-``searchsorted`` into ``E``), ``F[-1]`` past the last run. For a pair-frame with query string ``q``
-and base string ``b`` (same frame size), each foreground run ``[s, e)`` of ``q``, shifted to ``b``'s
-place on the axis, meets ``b`` in ``C(e') - C(s')`` pixels. Sums over the query runs of a
-pair-frame, then over the pair-frames of a pair (``segment_sum``), give the intersections.
+one global pixel axis (string after string), with inclusive cumsums ``end`` (end of each run) and
+``fg_end`` (foreground pixels up to the end of each run). The foreground pixels before a global
+position ``x`` are ``fg_before(x) = fg_end[i] - [fg i] (end[i] - x)`` with ``i`` the first run
+whose end exceeds ``x`` (one ``searchsorted`` into ``end``), ``fg_end[-1]`` past the last run.
+For a pair-frame with query string ``q`` and base string ``b`` (same frame size), each foreground
+run ``[s, e)`` of ``q``, shifted to ``b``'s place on the axis, meets ``b`` in
+``fg_before(e') - fg_before(s')`` pixels. Sums over the query runs of a pair-frame, then over the
+pair-frames of a pair (``segment_sum``), give the intersections.
 
 **Chunks** (:func:`_chunk_bounds`). The host only knows the strings' character counts, an upper
 bound on their numbers of values: a pair-frame gets ``chars // 2`` query slots (>= its foreground
@@ -46,6 +47,9 @@ character and per padded slot of one chunk (two chunks are resident at once: the
 next while the device runs the current one). A string used by several chunks is decoded by each.
 Every array is padded to a power-of-4 bucket so that chunks of similar size reuse the compiled
 kernels (most chunks are full, so they share one); pairs are renumbered within each chunk.
+
+Shapes use the legend of :mod:`ovis_jax._src.legend` (S strings, C characters, Y stored values,
+U runs, J pair-frames, P pairs).
 
 Meant for a GPU: on a CPU, XLA's cumulative sums and binary searches are ~15× slower than NumPy's,
 and the host path of :mod:`ovis_jax._src.iou` is the faster choice there.
@@ -83,10 +87,10 @@ class _RunTable(NamedTuple):
     """Runs of the strings of one chunk on one global pixel axis (device arrays).
 
     Attributes:
-        end: int64[N] global position one past each run (inclusive cumsum of run lengths).
-        length: int64[N] run lengths (0 for padding).
-        fg_end: int64[N] foreground pixels up to the end of each run (inclusive cumsum).
-        fg: bool[N] whether each run is foreground.
+        end: int64[U] global position one past each run (inclusive cumsum of run lengths).
+        length: int64[U] run lengths (0 for padding).
+        fg_end: int64[U] foreground pixels up to the end of each run (inclusive cumsum).
+        fg: bool[U] whether each run is foreground.
         vstart: int64[S + 1] first run of each string (result strings, then ground truth).
         origin: int64[S] global position of each string's first pixel.
     """
@@ -124,11 +128,11 @@ def _undelta(x: jax.Array, vstart: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Undoes the "difference to the value two places before" of values after the third.
 
     Args:
-        x: int64[V] stored values of all strings (V even).
+        x: int64[Y] stored values of all strings (Y even).
         vstart: int64[S + 1] first value of each string.
 
     Returns:
-        ``(counts, k)``: int64[V] run lengths and int64[V] index of each value in its string.
+        ``(counts, k)``: int64[Y] run lengths and int64[Y] index of each value in its string.
     """
     n = x.shape[0]
     v = jnp.arange(n, dtype=jnp.int64)
@@ -189,9 +193,9 @@ def _intersect_chunk(
 
     Args:
         table: the runs of the chunk's strings.
-        pf_q, pf_b: int64[F] query and base string (index into ``table.vstart``).
-        pf_pair: int64[F] pair of each pair-frame, non-decreasing (``num_pairs`` for padding).
-        slot_start: int64[F + 1] first query slot of each pair-frame (slot ``j`` of a
+        pf_q, pf_b: int64[J] query and base string (index into ``table.vstart``).
+        pf_pair: int64[J] pair of each pair-frame, non-decreasing (``num_pairs`` for padding).
+        slot_start: int64[J + 1] first query slot of each pair-frame (slot ``j`` of a
             pair-frame is the query string's run ``2j + 1``, its ``j``-th foreground run).
         num_slots: padded number of slots (static).
         num_pairs: padded number of pairs (static).
@@ -382,9 +386,9 @@ def device_pair_intersections(
         d_char_start: int64[Sd + 1] string ``s`` is ``d_chars[d_char_start[s]:d_char_start[s+1]]``.
         g_chars: uint8[Cg] all ground-truth strings concatenated.
         g_char_start: int64[Sg + 1] offsets of the ground-truth strings.
-        pf_d: int64[Fp] result string of each pair-frame.
-        pf_g: int64[Fp] ground-truth string of each pair-frame (same frame size as ``pf_d``'s).
-        pf_pair: int64[Fp] pair of each pair-frame, in ``[0, num_pairs)``, non-decreasing.
+        pf_d: int64[J] result string of each pair-frame.
+        pf_g: int64[J] ground-truth string of each pair-frame (same frame size as ``pf_d``'s).
+        pf_pair: int64[J] pair of each pair-frame, in ``[0, num_pairs)``, non-decreasing.
         num_pairs: number of pairs.
         d_values, g_values: optional int64[Sd] / int64[Sg] numbers of run lengths of each
             string (known from validation); with them each pair-frame gets exactly as many

@@ -41,7 +41,8 @@ def ragged_arange(lengths: np.ndarray) -> np.ndarray:
 
 
 def range_flags(values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
-    """bool[N, B]: whether each value lies outside each inclusive ``[lo, hi]`` range."""
+    """bool[E, A]: whether each of ``values`` (float[E]) lies outside each inclusive ``[lo, hi]``
+    range of ``bounds`` (float[A, 2]: area ranges, or occlusion ranges as A = O)."""
     return (values[:, None] < bounds[None, :, 0]) | (values[:, None] > bounds[None, :, 1])
 
 
@@ -50,14 +51,14 @@ class Groups:
     """Results and ground truths by (video, category) group.
 
     Attributes:
-        key: int64[groups] ``video position * K + category index``, ascending.
+        key: int64[Q] ``video position * K + category index``, ascending.
         d_track: int64[D] kept results (the first max(max_dets) by score of each group),
             group after group, in score order (stable in file order).
         d_rank: int64[D] score rank of each kept result within its group.
-        d_start: int64[groups + 1] each group's slice of ``d_track``.
+        d_start: int64[Q + 1] each group's slice of ``d_track``.
         g_track: int64[G] ground-truth tracks, group after group, in file order.
-        g_start: int64[groups + 1] each group's slice of ``g_track``.
-        pair_start: int64[groups + 1] each group's first (result, ground truth) pair; a
+        g_start: int64[Q + 1] each group's slice of ``g_track``.
+        pair_start: int64[Q + 1] each group's first (result, ground truth) pair; a
             group's pairs are result-major.
     """
 

@@ -26,9 +26,9 @@ class RunTable:
     """Foreground runs of every frame of a :class:`~ovis_jax._src.rle.MaskTable` (host, NumPy).
 
     Attributes:
-        start: int32[runs] first pixel (column-major position) of each run within its frame.
-        end: int32[runs] one past the run's last pixel.
-        frame_first: int64[frames + 1] each frame's first run.
+        start: int32[U] first pixel (column-major position) of each run within its frame.
+        end: int32[U] one past the run's last pixel.
+        frame_first: int64[F + 1] each frame's first run.
     """
 
     start: np.ndarray

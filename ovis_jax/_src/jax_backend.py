@@ -54,7 +54,7 @@ class MatchInput:
         gt_group, gt_rank: int64[G] group and file-order position of each ground truth.
         gt_crowd: bool[G].
         gt_ignore: bool[G, A, O].
-        group_video, group_category: int64[groups] video position and category index.
+        group_video, group_category: int64[Q] video position and category index.
         ious: float64[pairs] IoU of each (result, ground truth) pair of a group, pairs ordered
             by result then ground truth.
     """
@@ -196,7 +196,7 @@ def pair_frames(
         pair_d, pair_g: int64[P] the tracks of each pair (same video).
 
     Returns:
-        ``(pair, d_string, g_string)``, int64 arrays of equal length, by pair.
+        ``(pair, d_string, g_string)``: int64[J] each, the pair-frames, by pair.
     """
     length = d_masks.frame_start[pair_d + 1] - d_masks.frame_start[pair_d]
     pair = np.repeat(np.arange(pair_d.shape[0], dtype=np.int64), length)

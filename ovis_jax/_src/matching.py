@@ -9,7 +9,8 @@ least the best so far. That walk is equivalent to a choice that needs no sorting
 - only if there is none, the same among the available ignored ones.
 
 So one ``lax.scan`` over the results, vectorised over groups × thresholds × area ranges ×
-occlusion ranges × ground truths, reproduces every tie rule.
+occlusion ranges × ground truths, reproduces every tie rule. Shapes use the legend of
+:mod:`ovis_jax._src.legend` (Q groups, D results and G ground truths per group).
 """
 
 from __future__ import annotations
@@ -30,19 +31,19 @@ def match_groups(
     dt_area_out: jax.Array,
     thresholds: jax.Array,
 ) -> tuple[jax.Array, jax.Array]:
-    """Greedy matching of P padded groups (call under ``jax.enable_x64(True)``).
+    """Greedy matching of Q padded groups (call under ``jax.enable_x64(True)``).
 
     Args:
-        ious: float64[P, D, G] track IoUs; results in score order, ground truths in file order.
-        gt_valid: bool[P, G] real (not padding) ground truths.
-        gt_crowd: bool[P, G] crowd ground truths (may absorb any number of results).
-        gt_ignore: bool[P, A, O, G] ground truths ignored under each area × occlusion range.
-        dt_valid: bool[P, D] real results.
-        dt_area_out: bool[P, A, D] results whose average area is outside the area range.
+        ious: float64[Q, D, G] track IoUs; results in score order, ground truths in file order.
+        gt_valid: bool[Q, G] real (not padding) ground truths.
+        gt_crowd: bool[Q, G] crowd ground truths (may absorb any number of results).
+        gt_ignore: bool[Q, A, O, G] ground truths ignored under each area × occlusion range.
+        dt_valid: bool[Q, D] real results.
+        dt_area_out: bool[Q, A, D] results whose average area is outside the area range.
         thresholds: float64[T] IoU thresholds.
 
     Returns:
-        ``(matched, ignored)``, bool[P, D, T, A, O] each: the result is matched at threshold t;
+        ``(matched, ignored)``, bool[Q, D, T, A, O] each: the result is matched at threshold t;
         the result is ignored (matched to an ignored ground truth, or unmatched and outside the
         area range).
     """
@@ -50,19 +51,19 @@ def match_groups(
     n_a, n_o = gt_ignore.shape[1], gt_ignore.shape[2]
     n_t = thresholds.shape[0]
     best0 = jnp.minimum(thresholds, 1 - 1e-10)[None, :, None, None, None]  # [1, T, 1, 1, 1]
-    ignore = gt_ignore[:, None]  # [P, 1, A, O, G]
+    ignore = gt_ignore[:, None]  # [Q, 1, A, O, G]
     fixed = (gt_valid & ~gt_crowd)[:, None, None, None, :]
     crowd = (gt_valid & gt_crowd)[:, None, None, None, :]
     gidx = jnp.arange(n_g)
 
     def step(taken, xs):
-        iou, valid, area_out = xs  # [P, G], [P], [P, A]
+        iou, valid, area_out = xs  # [Q, G], [Q], [Q, A]
         iou = iou[:, None, None, None, :]
         ok = ((fixed & ~taken) | crowd) & (iou >= best0)
         cand_main = ok & ~ignore
         cand = jnp.where(cand_main.any(-1, keepdims=True), cand_main, ok & ignore)
         best = jnp.max(jnp.where(cand, iou, -1.0), axis=-1, keepdims=True, initial=-1.0)
-        m = jnp.max(jnp.where(cand & (iou == best), gidx, -1), axis=-1, initial=-1)  # [P, T, A, O]
+        m = jnp.max(jnp.where(cand & (iou == best), gidx, -1), axis=-1, initial=-1)  # [Q, T, A, O]
         matched = (m >= 0) & valid[:, None, None, None]
         onehot = (gidx == m[..., None]) & matched[..., None]
         taken = taken | onehot

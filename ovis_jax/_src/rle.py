@@ -101,8 +101,8 @@ class MaskTable:
         chars: uint8[C] all strings concatenated.
         char_start: int64[S + 1] string ``s`` is ``chars[char_start[s]:char_start[s + 1]]``.
         frame_string: int64[F] each frame's string, -1 where the frame is null.
-        frame_start: int64[tracks + 1] first frame of each track.
-        height, width: int64[tracks] frame size of each track's video.
+        frame_start: int64[X + 1] first frame of each track.
+        height, width: int64[X] frame size of each track's video.
         string_area: int64[S] foreground pixels of each string's mask.
         string_first, string_last: int64[S] foreground span ``[first, last)`` of column-major
             positions (0, 0 when empty).
@@ -138,7 +138,7 @@ class MaskTable:
         return out
 
     def track_areas(self) -> np.ndarray:
-        """int64[tracks] total pixel count of each track over its frames."""
+        """int64[X] total pixel count of each track over its frames."""
         return _segment_sums(self.area, self.frame_start)
 
     def track_lengths(self) -> np.ndarray:
@@ -146,7 +146,7 @@ class MaskTable:
         return _segment_sums(self.present.astype(np.int64), self.frame_start)
 
     def track_avg_areas(self) -> np.ndarray:
-        """float64[tracks] mean of each track's non-null, non-zero frame areas (0 if none).
+        """float64[X] mean of each track's non-null, non-zero frame areas (0 if none).
 
         The areas are integers, so ``sum / n`` is exactly what ``np.mean`` gives."""
         total = _segment_sums(self.area, self.frame_start).astype(np.float64)

@@ -194,7 +194,7 @@ def read_segmentations(raw: bytes, slices: list) -> dict[str, np.ndarray] | None
     Returns:
         ``None`` if some track is not in the common form (the caller takes the general path),
         else the arrays ``chars`` (uint8[C]), ``char_start`` (int64[S + 1]),
-        ``frame_string`` (int64[F], -1 for null), ``frame_start`` (int64[tracks + 1]) and
+        ``frame_string`` (int64[F], -1 for null), ``frame_start`` (int64[X + 1]) and
         ``size`` (int64[S, 2], each string's ``[h, w]``).
     """
     buf = np.frombuffer(raw, dtype=np.uint8)

@@ -24,13 +24,14 @@ This module depends only on NumPy, pycocotools and the standard library.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -859,6 +860,183 @@ def _occlusion_score(labels: list) -> float | None:
     return sum(top) / len(top)
 
 
+class _Frame(NamedTuple):
+    """A video of :func:`random_dataset`: id, frame size and length."""
+
+    vid: int
+    h: int
+    w: int
+    length: int
+
+
+@dataclasses.dataclass(frozen=True)
+class _ResultOptions:
+    """What :func:`random_dataset` draws once for all its results."""
+
+    score_mode: str
+    big_video: int
+    p_empty_video: float
+    max_results: int
+    cat_ids: list[int]
+    gt_cats: list[int]
+    unknown_categories: bool
+
+
+def _draw_ids(rng: np.random.Generator, n: int) -> list[int]:
+    """``n`` ascending ids: ``1..n``, or (60%) a random subset of ``1..3n+5``."""
+    if rng.random() < 0.4:
+        return list(range(1, n + 1))
+    return sorted(int(v) + 1 for v in rng.choice(3 * n + 5, size=n, replace=False))
+
+
+def _draw_score(rng: np.random.Generator, mode: str) -> float:
+    if mode == "coarse":
+        return float(rng.choice([0.1, 0.5, 0.9]))
+    if mode == "rounded":
+        return round(float(rng.uniform(0.0, 1.0)), 1) or 0.1
+    return float(rng.uniform(0.001, 1.0))
+
+
+def _random_gt_masks(rng: np.random.Generator, fr: _Frame) -> tuple[list, list]:
+    """A new ground-truth track's masks (None where absent) and segmentations: compressed or
+    uncompressed RLE, or polygons."""
+    present = _present_frames(rng, fr.length)
+    kind = str(rng.choice(["compressed", "uncompressed", "polygon"], p=[0.65, 0.2, 0.15]))
+    masks, segs = [], []
+    for p in present:
+        if not p:
+            masks.append(None)
+            segs.append(None)
+        elif kind == "polygon":
+            polys = _random_polygons(rng, fr.h, fr.w)
+            rle = mask_utils.merge(mask_utils.frPyObjects(polys, fr.h, fr.w))
+            masks.append(_decode_rle(rle))
+            segs.append(polys)
+        else:
+            m = _random_mask(rng, fr.h, fr.w)
+            masks.append(m)
+            if kind == "uncompressed":
+                segs.append({"size": [fr.h, fr.w], "counts": _uncompressed_counts(m)})
+            else:
+                segs.append(encode_mask(m))
+    return masks, segs
+
+
+def _boundary_areas(rng: np.random.Generator, masks: list) -> list:
+    """The track's ``areas``: the masks' pixel counts, or (10%) an area-range boundary."""
+    present = [m is not None for m in masks]
+    areas = [None if m is None else int(m.sum()) for m in masks]
+    if rng.random() < 0.1:
+        target = int(rng.choice(_AREA_BOUNDARIES))
+        idx = [t for t, p in enumerate(present) if p]
+        vals = [target] * len(idx)
+        if len(idx) >= 2 and rng.random() < 0.5:
+            d = int(rng.integers(1, 1000))
+            vals[0], vals[1] = target - d, target + d
+        for t, val in zip(idx, vals, strict=True):
+            areas[t] = val
+    return areas
+
+
+def _random_gt_video(
+    rng: np.random.Generator, fr: _Frame, gt_cats: list[int], occlusion: bool, annotations: list
+) -> list[dict]:
+    """Ground-truth section of a video: appends its 0-6 annotations to ``annotations`` and
+    returns its tracks (``masks``, ``segmentations``, ``category_id``) for its results."""
+    gt_tracks: list[dict] = []
+    for _ in range(int(rng.integers(0, 7))):
+        if gt_tracks and rng.random() < 0.15:  # a duplicate of an earlier track
+            src = gt_tracks[int(rng.integers(len(gt_tracks)))]
+            cat = src["category_id"] if rng.random() < 0.7 else int(rng.choice(gt_cats))
+            masks = list(src["masks"])
+            segs = json.loads(json.dumps(src["segmentations"]))
+        else:
+            cat = int(rng.choice(gt_cats))
+            masks, segs = _random_gt_masks(rng, fr)
+        ann = {
+            "id": len(annotations) + 1,
+            "video_id": fr.vid,
+            "category_id": cat,
+            "segmentations": segs,
+            "areas": _boundary_areas(rng, masks),
+            "bboxes": [None if m is None else _mask_bbox(m) for m in masks],
+            "iscrowd": int(rng.random() < 0.1),
+        }
+        if occlusion:
+            ann["occlusion"] = _occlusion_labels(rng, [m is not None for m in masks])
+        annotations.append(ann)
+        gt_tracks.append({"masks": masks, "segmentations": segs, "category_id": cat})
+    return gt_tracks
+
+
+def _num_results(rng: np.random.Generator, opts: _ResultOptions, *, big: bool) -> int:
+    if big:
+        return int(rng.integers(101, opts.max_results + 1))
+    if rng.random() < opts.p_empty_video:
+        return 0
+    if rng.random() < 0.85:
+        return int(rng.integers(1, min(20, opts.max_results) + 1)) if opts.max_results > 0 else 0
+    return int(rng.integers(0, opts.max_results + 1))
+
+
+def _result_masks(
+    rng: np.random.Generator, fr: _Frame, gt_tracks: list[dict], cat_ids: list[int]
+) -> tuple[list, int]:
+    """One result's masks and category: a ground-truth copy (20%), a noisy copy (40%) or random
+    masks; never all None."""
+    u = rng.random()
+    if gt_tracks and u < 0.2:
+        src = gt_tracks[int(rng.integers(len(gt_tracks)))]
+        masks, cat = list(src["masks"]), src["category_id"]
+    elif gt_tracks and u < 0.6:
+        src = gt_tracks[int(rng.integers(len(gt_tracks)))]
+        cat = src["category_id"]
+        p_none = rng.uniform(0.0, 0.4)
+        masks = []
+        for m in src["masks"]:
+            r = rng.random()
+            if r < p_none:
+                masks.append(None)
+            elif m is None:
+                masks.append(_random_mask(rng, fr.h, fr.w) if r < 0.5 else None)
+            else:
+                masks.append(m if r < 0.5 else _perturb_mask(rng, m))
+    else:
+        present = _present_frames(rng, fr.length)
+        masks = [_random_mask(rng, fr.h, fr.w) if p else None for p in present]
+        cat = int(rng.choice(cat_ids))
+    if not any(m is not None for m in masks):
+        masks[int(rng.integers(fr.length))] = _random_mask(rng, fr.h, fr.w)
+    return masks, cat
+
+
+def _random_results_video(
+    rng: np.random.Generator, fr: _Frame, gt_tracks: list[dict], opts: _ResultOptions, *, big: bool
+) -> list[dict]:
+    """Results section of a video (``big``: more than 100 results, mostly one category)."""
+    n_res = _num_results(rng, opts, big=big)
+    cat_ids = opts.cat_ids
+    dominant = int(rng.choice(opts.gt_cats if rng.random() < 0.8 else cat_ids))
+    results = []
+    for _ in range(n_res):
+        masks, cat = _result_masks(rng, fr, gt_tracks, cat_ids)
+        if big and rng.random() < 0.9:
+            cat = dominant
+        elif rng.random() < 0.1:
+            cat = int(rng.choice(cat_ids))
+        if opts.unknown_categories and rng.random() < 0.05:
+            cat = max(cat_ids) + int(rng.integers(1, 50))
+        results.append(
+            {
+                "video_id": fr.vid,
+                "category_id": cat,
+                "score": _draw_score(rng, opts.score_mode),
+                "segmentations": [None if m is None else encode_mask(m) for m in masks],
+            }
+        )
+    return results
+
+
 def random_dataset(
     *,
     seed: int,
@@ -918,32 +1096,24 @@ def random_dataset(
         occlusion = bool(rng.random() < 0.5)
     if num_videos < 1 or num_categories < 1:
         raise ValueError("num_videos and num_categories must be >= 1")
-
-    def draw_ids(n: int) -> list[int]:
-        if rng.random() < 0.4:
-            return list(range(1, n + 1))
-        return sorted(int(v) + 1 for v in rng.choice(3 * n + 5, size=n, replace=False))
-
-    video_ids = draw_ids(num_videos)
-    cat_ids = draw_ids(num_categories)
+    video_ids = _draw_ids(rng, num_videos)
+    cat_ids = _draw_ids(rng, num_categories)
     # GT only uses a subset of the categories, so some categories have no GT.
     n_gt_cats = num_categories if rng.random() < 0.4 else int(rng.integers(1, num_categories + 1))
     gt_cats = [int(c) for c in rng.choice(cat_ids, size=n_gt_cats, replace=False)]
-
-    score_mode = str(rng.choice(["uniform", "coarse", "rounded"], p=[0.4, 0.3, 0.3]))
-
-    def draw_score() -> float:
-        if score_mode == "coarse":
-            return float(rng.choice([0.1, 0.5, 0.9]))
-        if score_mode == "rounded":
-            return round(float(rng.uniform(0.0, 1.0)), 1) or 0.1
-        return float(rng.uniform(0.001, 1.0))
-
-    big_video = (
-        int(rng.integers(num_videos)) if rng.random() < 0.35 and max_results_per_video > 100 else -1
+    opts = _ResultOptions(
+        score_mode=str(rng.choice(["uniform", "coarse", "rounded"], p=[0.4, 0.3, 0.3])),
+        big_video=(
+            int(rng.integers(num_videos))
+            if rng.random() < 0.35 and max_results_per_video > 100
+            else -1
+        ),
+        p_empty_video=rng.uniform(0.0, 0.4),
+        max_results=max_results_per_video,
+        cat_ids=cat_ids,
+        gt_cats=gt_cats,
+        unknown_categories=unknown_categories,
     )
-    p_empty_video = rng.uniform(0.0, 0.4)
-
     videos: list[dict] = []
     annotations: list[dict] = []
     results: list[dict] = []
@@ -959,116 +1129,9 @@ def random_dataset(
                 "file_names": [f"v{vid}/{t:05d}.jpg" for t in range(length)],
             }
         )
-        # --- ground truth -------------------------------------------------
-        gt_tracks: list[dict] = []  # {"masks": [...], "category_id": int}
-        n_gt = int(rng.integers(0, 7))
-        for _ in range(n_gt):
-            if gt_tracks and rng.random() < 0.15:
-                src = gt_tracks[int(rng.integers(len(gt_tracks)))]
-                cat = src["category_id"] if rng.random() < 0.7 else int(rng.choice(gt_cats))
-                masks = list(src["masks"])
-                segs = json.loads(json.dumps(src["segmentations"]))
-            else:
-                cat = int(rng.choice(gt_cats))
-                present = _present_frames(rng, length)
-                kind = str(
-                    rng.choice(["compressed", "uncompressed", "polygon"], p=[0.65, 0.2, 0.15])
-                )
-                masks, segs = [], []
-                for p in present:
-                    if not p:
-                        masks.append(None)
-                        segs.append(None)
-                    elif kind == "polygon":
-                        polys = _random_polygons(rng, h, w)
-                        rle = mask_utils.merge(mask_utils.frPyObjects(polys, h, w))
-                        masks.append(_decode_rle(rle))
-                        segs.append(polys)
-                    else:
-                        m = _random_mask(rng, h, w)
-                        masks.append(m)
-                        if kind == "uncompressed":
-                            segs.append({"size": [h, w], "counts": _uncompressed_counts(m)})
-                        else:
-                            segs.append(encode_mask(m))
-            present = [m is not None for m in masks]
-            areas = [None if m is None else int(m.sum()) for m in masks]
-            bboxes = [None if m is None else _mask_bbox(m) for m in masks]
-            if rng.random() < 0.1:
-                target = int(rng.choice(_AREA_BOUNDARIES))
-                idx = [t for t, p in enumerate(present) if p]
-                vals = [target] * len(idx)
-                if len(idx) >= 2 and rng.random() < 0.5:
-                    d = int(rng.integers(1, 1000))
-                    vals[0], vals[1] = target - d, target + d
-                for t, val in zip(idx, vals, strict=True):
-                    areas[t] = val
-            ann = {
-                "id": len(annotations) + 1,
-                "video_id": vid,
-                "category_id": cat,
-                "segmentations": segs,
-                "areas": areas,
-                "bboxes": bboxes,
-                "iscrowd": int(rng.random() < 0.1),
-            }
-            if occlusion:
-                ann["occlusion"] = _occlusion_labels(rng, present)
-            annotations.append(ann)
-            gt_tracks.append({"masks": masks, "segmentations": segs, "category_id": cat})
-        # --- results ------------------------------------------------------
-        if v_index == big_video:
-            n_res = int(rng.integers(101, max_results_per_video + 1))
-        elif rng.random() < p_empty_video:
-            n_res = 0
-        elif rng.random() < 0.85:
-            n_res = (
-                int(rng.integers(1, min(20, max_results_per_video) + 1))
-                if max_results_per_video > 0
-                else 0
-            )
-        else:
-            n_res = int(rng.integers(0, max_results_per_video + 1))
-        dominant = int(rng.choice(gt_cats if rng.random() < 0.8 else cat_ids))
-        for _ in range(n_res):
-            u = rng.random()
-            if gt_tracks and u < 0.2:
-                src = gt_tracks[int(rng.integers(len(gt_tracks)))]
-                masks = list(src["masks"])
-                cat = src["category_id"]
-            elif gt_tracks and u < 0.6:
-                src = gt_tracks[int(rng.integers(len(gt_tracks)))]
-                cat = src["category_id"]
-                p_none = rng.uniform(0.0, 0.4)
-                masks = []
-                for m in src["masks"]:
-                    r = rng.random()
-                    if r < p_none:
-                        masks.append(None)
-                    elif m is None:
-                        masks.append(_random_mask(rng, h, w) if r < 0.5 else None)
-                    else:
-                        masks.append(m if r < 0.5 else _perturb_mask(rng, m))
-            else:
-                present = _present_frames(rng, length)
-                masks = [_random_mask(rng, h, w) if p else None for p in present]
-                cat = int(rng.choice(cat_ids))
-            if not any(m is not None for m in masks):
-                masks[int(rng.integers(length))] = _random_mask(rng, h, w)
-            if v_index == big_video and rng.random() < 0.9:
-                cat = dominant
-            elif rng.random() < 0.1:
-                cat = int(rng.choice(cat_ids))
-            if unknown_categories and rng.random() < 0.05:
-                cat = max(cat_ids) + int(rng.integers(1, 50))
-            results.append(
-                {
-                    "video_id": vid,
-                    "category_id": cat,
-                    "score": draw_score(),
-                    "segmentations": [None if m is None else encode_mask(m) for m in masks],
-                }
-            )
+        frame = _Frame(vid, h, w, length)
+        gt_tracks = _random_gt_video(rng, frame, gt_cats, occlusion, annotations)
+        results += _random_results_video(rng, frame, gt_tracks, opts, big=v_index == opts.big_video)
 
     categories = [{"id": c, "name": f"cat{c}", "supercategory": "object"} for c in cat_ids]
     if rng.random() < 0.5:

@@ -219,16 +219,18 @@ def _accumulation_case():
 def jitted_accumulation():
     """The jitted accumulation of :func:`_accumulation_case` (computed outside any no-jit)."""
     with jax.enable_x64(True):
-        p, r = accumulate(*_accumulation_case(), num_categories=3)
-    return np.asarray(p), np.asarray(r)
+        out = accumulate(*_accumulation_case(), num_categories=3)
+    return tuple(np.asarray(x) for x in out)
 
 
 def test_accumulation_jit_and_eager_agree(jitted_accumulation, jit_mode):
+    """precision, recall and scores, bit for bit."""
     with jax.enable_x64(True):
-        p, r = accumulate(*_accumulation_case(), num_categories=3)
-    np.testing.assert_array_equal(np.asarray(p), jitted_accumulation[0])
-    np.testing.assert_array_equal(np.asarray(r), jitted_accumulation[1])
-    p = np.asarray(p)
+        out = accumulate(*_accumulation_case(), num_categories=3)
+    assert len(out) == len(jitted_accumulation) == 3
+    for got, want in zip(out, jitted_accumulation, strict=True):
+        np.testing.assert_array_equal(np.asarray(got), want)
+    p = np.asarray(out[0])
     assert (((p >= 0) & (p <= 1)) | (p == -1)).all() and (p >= 0).any()
 
 

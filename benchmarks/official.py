@@ -44,11 +44,10 @@ The official code is loaded unmodified, as modules of a stand-in package
   ``Polygon`` at module level and never use them. If matplotlib is not installed, empty stand-in
   modules are put in ``sys.modules`` while the official modules are imported, and removed after.
 
-The official code is known to crash on some inputs (see the end of SPEC.md): a ground truth whose
-annotations have ``occlusion`` labels only in part (KeyError), a track whose occlusion labels are
-all null (ZeroDivisionError), an empty result list (IndexError in ``loadRes``). These are not worked
-around: the runner stops with a message that names the known cause.
-"""
+The official code is known to crash on some inputs (README, "Where `ovis_jax` differs"): a ground
+truth whose annotations have ``occlusion`` labels only in part (KeyError), a track whose occlusion
+labels are all null (ZeroDivisionError), an empty result list (IndexError in ``loadRes``). These are
+not worked around: the runner stops with a message that names the known cause. """
 
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
 """Tiny evaluation cases whose numbers are derived by hand (TrackEval style).
 
-Each ``case_*`` function builds a ground-truth dict and a results list from numpy masks and
-returns a :class:`HandCase` holding them together with every summary number the official
-evaluator prints, derived on paper from SPEC.md and written as exact fractions. The derivation
-of each case is in its docstring. :data:`CASES` maps a name to a zero-argument builder of every
-case (and variant), so that other tests can reuse them (e.g. to compare backends).
+Each ``case_*`` function builds a ground-truth dict and a results list from numpy masks and returns
+a :class:`HandCase` holding them together with every summary number the official evaluator prints,
+derived on paper from the README's "The metric" and written as exact fractions. The derivation of
+each case is in its docstring. :data:`CASES` maps a name to a zero-argument builder of every case
+(and variant), so that other tests can reuse them (e.g. to compare backends).
 
 Conventions used throughout:
 

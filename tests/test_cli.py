@@ -20,7 +20,7 @@ OFFICIAL_ORDER = (
     "AR1", "AR10", "AR100", "ARs", "ARm", "ARl", "ARso", "ARmo", "ARho",
 )  # fmt: skip
 
-#: (AP or AR, IoU, area, occlusion, maxDets) of the 18 OVIS lines, in print order (SPEC step 12).
+#: (AP or AR, IoU, area, occlusion, maxDets) of the 18 OVIS lines, in print order (metric step 12).
 OVIS_LINES = [
     ("AP", "0.50:0.95", "all", "all", 100),
     ("AP", "0.50", "all", "all", 100),

@@ -1,5 +1,5 @@
 """Hand-computed cases (TrackEval style): tiny inputs whose every summary number, and the
-telling entries of the precision / recall arrays, are derived on paper from SPEC.md.
+telling entries of the precision / recall arrays, are derived on paper from "The metric".
 
 The cases and their derivations live in ``handcases.py``; each test here evaluates one case
 with each backend and compares the numbers to the exact fractions to 1e-12.

@@ -127,10 +127,10 @@ TRANSFORMED = [n for n, c in CASES.items() if c["recipe"].get("transform")]
 
 @pytest.mark.parametrize("name", _params(TRANSFORMED))
 def test_all_null_occlusion_scores_zero(name: str) -> None:
-    """SPEC: a track with only null occlusion labels gets occ_score 0.0 (the official code
-    divides by zero). The golden numbers of these cases come from the input with those tracks
-    labelled no_occlusion (occ_score 0.0); the untransformed input must give the same numbers,
-    with a warning."""
+    """README, where we differ: a track with only null occlusion labels gets occ_score 0.0 (the
+    official code divides by zero). The golden numbers of these cases come from the input with those
+    tracks labelled no_occlusion (occ_score 0.0); the untransformed input must give the same
+    numbers, with a warning."""
     logging.getLogger("ovis_jax").setLevel(logging.ERROR)
     for backend in ovis_jax.BACKENDS:
         warnings = _check(name, backend, raw=True)

@@ -1,5 +1,5 @@
-"""Every malformed input raises FormatError naming the item and what was expected (SPEC, "Where
-ovis_jax deliberately differs"); results of unknown categories only warn; inputs are never
+"""Every malformed input raises FormatError naming the item and what was expected (README, "Where
+ovis_jax differs from the official code"); results of unknown categories only warn; inputs are never
 mutated."""
 
 from __future__ import annotations

@@ -374,7 +374,7 @@ def test_eval_cli_subsets_and_groups(tmp_path):
     assert "YouTube-VIS 2022 mAP = (AP_short + AP_long) / 2 = 0.500" in p.stdout
     assert "subset 'long':" in p.stdout and "\ntwo " in p.stdout
     doc = json.loads((tmp_path / "out.json").read_text())
-    # 1 / (1 + eps) per recall point (SPEC step 11), hence not exactly 1/2.
+    # 1 / (1 + eps) per recall point (metric step 11), hence not exactly 1/2.
     assert doc["ytvis2022_mAP"] == pytest.approx(0.5, abs=1e-12)
     assert doc["groups"]["two"]["stats"]["AP"] == 0
     assert doc["subsets"]["short"]["stats"]["AP"] == pytest.approx(1, abs=1e-12)

@@ -15,7 +15,8 @@ https://github.com/youtubevos/cocoapi for YouTube-VIS) and run::
 
     python tools/official_golden.py --official DIR [--out tests/data/official_stats.json]
 
-Inputs on which the official code is documented to crash (SPEC.md, last section) are avoided:
+Inputs on which the official code is documented to crash (README, "Where `ovis_jax` differs")
+are avoided:
 
 * an empty result list: such seeds are skipped (and listed under ``"skipped"``);
 * a ground-truth track whose occlusion labels are all null (the official OVIS code divides by
@@ -63,7 +64,7 @@ OVIS_LIKE_KWARGS: tuple[dict[str, Any], ...] = (
      "predictions_per_video": 15, "crowd_rate": 0.2, "occlusion": False},
 )  # fmt: skip
 
-#: Hand-built inputs (``_handmade``): IoU ties between ground truths (SPEC step 9: the later one
+#: Hand-built inputs (``_handmade``): IoU ties between ground truths (metric step 9: the later one
 #: wins; no random dataset decides this rule) and a result whose area is exactly 128**2.
 HANDMADE = ("iou_ties", "result_area_boundary")
 
@@ -126,7 +127,7 @@ def _handmade(name: str) -> tuple[dict, list]:
     cats = [{"id": c, "name": f"cat{c}", "supercategory": "object"} for c in (1, 2)]
     if name == "iou_ties":
         # Row 0 of a 10x10 frame: A = cols 0-9, M1 = cols 0-5, M2 = cols 4-9;
-        # IoU(A, M1) = IoU(A, M2) = 0.6, IoU(M1, M2) = 0.2. SPEC step 9: among equal IoUs the
+        # IoU(A, M1) = IoU(A, M2) = 0.6, IoU(M1, M2) = 0.2. metric step 9: among equal IoUs the
         # later ground truth wins, which decides what a lower-scored result can still match.
         a, m1, m2 = (mask(10, 10, slice(0, 1), c) for c in (slice(0, 10), slice(0, 6),
                                                                slice(4, 10)))  # fmt: skip
@@ -152,7 +153,7 @@ def _handmade(name: str) -> tuple[dict, list]:
         return gt, results
     if name == "result_area_boundary":
         # A 256x128 frame; the ground truth's area is 128**2 (small and medium); an unmatched
-        # result of exactly 128**2 pixels is a false positive in both ranges (SPEC steps 7, 10).
+        # result of exactly 128**2 pixels is a false positive in both ranges (metric steps 7, 10).
         top, bottom = (mask(256, 128, r, slice(0, 128)) for r in (slice(0, 128), slice(128, 256)))
         quarter = mask(256, 128, slice(0, 64), slice(0, 128))
         gt = {

@@ -1,4 +1,4 @@
-"""Accumulation (SPEC step 11): precision-recall curves for all categories × area ranges ×
+"""Accumulation (metric step 11): precision-recall curves for all categories × area ranges ×
 occlusion ranges × maxDets × IoU thresholds in one jitted batch.
 
 Results of all categories are laid out flat and sorted by (category, score descending, video,

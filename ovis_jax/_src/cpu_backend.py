@@ -51,7 +51,7 @@ def _side(masks: MaskTable) -> tuple[np.ndarray, ...]:
 
 
 def pair_ious(d_masks: MaskTable, g_masks: MaskTable, groups: Groups) -> np.ndarray:
-    """float64[pairs] track IoUs of every pair of every group (SPEC step 6), result-major.
+    """float64[pairs] track IoUs of every pair of every group (metric step 6), result-major.
 
     Intersections are exact integers; ``IoU = I / (area_d + area_g - I)`` in float64, 0 where
     the union is empty.

@@ -282,7 +282,7 @@ def match_groups(
     ious, pair_start, d_start, g_start, gt_ignore, gt_crowd, dt_area_out, thresholds, g0, g1,
     matched, ignored,
 ):  # fmt: skip
-    """SPEC steps 9-10 for groups ``g0:g1`` at every threshold, area and occlusion range.
+    """metric steps 9-10 for groups ``g0:g1`` at every threshold, area and occlusion range.
 
     Args:
         ious: float64[P] IoUs, per group result-major (results in score order, ground
@@ -335,7 +335,7 @@ def match_groups(
 @_jit
 def accumulate(order, cat_start, rank, score, matched, ignored, npig, max_dets, rec_thrs, k0, k1,
                precision, recall, scores):  # fmt: skip
-    """SPEC step 11 for categories ``k0:k1``.
+    """metric step 11 for categories ``k0:k1``.
 
     Args:
         order: int64[D] kept results sorted by (category, score descending, video, rank).

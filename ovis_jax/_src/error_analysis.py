@@ -350,7 +350,7 @@ def _kept(gt: GroundTruth, results: Results, params: EvalParams) -> _Kept:
 
 
 def _greedy(ious: np.ndarray, ignore: np.ndarray, crowd: np.ndarray, thr: float) -> np.ndarray:
-    """SPEC step 9 at one threshold, vectorised over the ground truths: int64[D] the matched
+    """metric step 9 at one threshold, vectorised over the ground truths: int64[D] the matched
     column of each result (score order), -1 if none. Among the available not-ignored ground
     truths with IoU >= min(thr, 1 - 1e-10) the last of those with the largest IoU wins; only
     if there is none, the same among the ignored ones (the official walk, see matching.py)."""
@@ -482,7 +482,7 @@ class _Points(NamedTuple):
 
 
 def _ap50(points: _Points, npig: np.ndarray, defined: np.ndarray, recall_thrs) -> float:
-    """The official AP50 (SPEC step 11-12 at one threshold, one range, maxDet 100).
+    """The official AP50 (metric step 11-12 at one threshold, one range, maxDet 100).
 
     Args:
         points: the results, any order (sorted here by category, score descending, video,

@@ -1,5 +1,5 @@
 """Host bookkeeping shared by the compiled backends (NumPy only, no JAX): which results and
-ground truths form each (video, category) group, score ranks, ignore flags (SPEC steps 5, 8).
+ground truths form each (video, category) group, score ranks, ignore flags (metric steps 5, 8).
 
 Groups are the (video, category) pairs that have a result or a ground truth, ordered by video
 position (ascending id) then category index; D kept results, G ground-truth tracks.
@@ -98,7 +98,7 @@ def _starts(group: np.ndarray, n_groups: int) -> np.ndarray:
 def group_tracks(
     gt, video_id: np.ndarray, category_id: np.ndarray, score: np.ndarray, *, max_det: int
 ) -> Groups:
-    """Groups results and ground-truth tracks (SPEC step 5).
+    """Groups results and ground-truth tracks (metric step 5).
 
     Args:
         gt: the :class:`~ovis_jax.GroundTruth`.
@@ -140,7 +140,7 @@ def gt_ignore_flags(gt, params: EvalParams) -> np.ndarray:
 
 def not_ignored_counts(gt, gt_ignore: np.ndarray) -> np.ndarray:
     """int64[K, A, O]: ``npig``, the not-ignored ground-truth tracks of each category and range
-    (SPEC step 11), from ``gt_ignore`` bool[G, A, O]."""
+    (metric step 11), from ``gt_ignore`` bool[G, A, O]."""
     npig = np.zeros((gt.category_ids.shape[0], *gt_ignore.shape[1:]), dtype=np.int64)
     np.add.at(npig, np.searchsorted(gt.category_ids, gt.category_id), ~gt_ignore)
     return npig

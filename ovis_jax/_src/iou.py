@@ -1,4 +1,4 @@
-"""Track IoUs (SPEC step 6) from exact intersections, and foreground run tables.
+"""Track IoUs (metric step 6) from exact intersections, and foreground run tables.
 
 - :func:`track_ious` turns exact integer intersections and the tracks' total areas into
   float64 IoUs (``I / (area_d + area_g - I)``, 0 where the union is empty), jitted.
@@ -85,7 +85,7 @@ def _fill_runs(counts, rs, nfg, frame_first, f0, f1, start, end) -> None:
 
 @jax.jit
 def track_ious(inter: jax.Array, area_d: jax.Array, area_g: jax.Array) -> jax.Array:
-    """SPEC step 6: ``I / U`` in float64 with ``U = area_d + area_g - I``; 0 where ``U = 0``.
+    """metric step 6: ``I / U`` in float64 with ``U = area_d + area_g - I``; 0 where ``U = 0``.
 
     Must be called under ``jax.enable_x64(True)``.
 

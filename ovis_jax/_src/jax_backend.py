@@ -298,7 +298,7 @@ def evaluate_tracks(
     lengths: bool = False,
     matches: bool = False,
 ) -> EvalResult:
-    """SPEC steps 5-12 from per-result metadata and a function giving exact intersections.
+    """metric steps 5-12 from per-result metadata and a function giving exact intersections.
 
     The common back half of the file path (:func:`evaluate_jax`) and of the streaming
     evaluator: grouping and ranks (host), IoUs, matching and accumulation (device).

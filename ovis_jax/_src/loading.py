@@ -69,8 +69,8 @@ class GroundTruth:
         video_id: int64[G].
         category_id: int64[G].
         iscrowd: bool[G].
-        avg_area: float64[G] mean of the non-null, non-zero entries of ``areas`` (SPEC step 2).
-        occ_score: float64[G] occlusion score (SPEC step 3); 0.0 for YouTube-VIS format.
+        avg_area: float64[G] mean of the non-null, non-zero entries of ``areas`` (metric step 2).
+        occ_score: float64[G] occlusion score (metric step 3); 0.0 for YouTube-VIS format.
         masks: the tracks' frames as run lengths.
         rles: per track, per frame, a compressed RLE dict (``counts`` as bytes) or None: the
             input of the pycocotools reference path.
@@ -130,7 +130,7 @@ class Results:
     """Validated results of known categories, D tracks in file order.
 
     Attributes:
-        result_id: int64[D] ids 1..N in file order (SPEC step 1; counted over the whole file).
+        result_id: int64[D] ids 1..N in file order (metric step 1; counted over the whole file).
         video_id: int64[D].
         category_id: int64[D].
         score: float64[D].
@@ -1022,7 +1022,7 @@ def load_ground_truth(source: PathOrObject, *, require_annotations: bool = True)
 class _Result(NamedTuple):
     """One kept result, as :func:`_parse_result` reads it."""
 
-    id: int  # 1..N in file order (SPEC step 1)
+    id: int  # 1..N in file order (metric step 1)
     video_id: int
     category_id: int
     score: float

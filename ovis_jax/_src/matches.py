@@ -1,6 +1,6 @@
 """Per-result matching records: which ground truth each result is matched to (``--matches``).
 
-The matching is the official greedy one (SPEC step 9) at area range "all", occlusion range "all"
+The matching is the official greedy one (metric step 9) at area range "all", occlusion range "all"
 and every IoU threshold, over the kept results (the first max(max_dets) of each (video,
 category) by score). Computing (:func:`match_records`, from the IoUs a backend already has) is
 kept apart from writing (:func:`matches_lines`, :func:`write_matches`).

@@ -1,4 +1,4 @@
-"""Greedy matching (SPEC steps 8-10) for many (video, category) groups at once, under jit.
+"""Greedy matching (metric steps 8-10) for many (video, category) groups at once, under jit.
 
 The official algorithm walks, for each result in score order, the ground truths sorted
 not-ignored first (file order) then ignored (file order), keeping the last one whose IoU is at

@@ -8,7 +8,7 @@ import numpy as np
 
 __all__ = ["LENGTH_RANGES_OVIS", "LENGTH_RANGES_YTVIS", "OCCLUSION_SCORES", "EvalParams"]
 
-#: Occlusion label → value used for a ground-truth track's occlusion score (SPEC step 3).
+#: Occlusion label → value used for a ground-truth track's occlusion score (metric step 3).
 OCCLUSION_SCORES: dict[str, float] = {
     "no_occlusion": 0.0,
     "slight_occlusion": 0.25,

@@ -1,8 +1,8 @@
-"""The CPU reference evaluator: the SPEC's algorithm written out step by step.
+"""The CPU reference evaluator: the algorithm of "The metric" written out step by step.
 
 NumPy plus ``pycocotools.mask`` operations, plain loops, no cleverness: this is the oracle the
 JAX backend is tested against, so clarity wins over speed. Step numbers refer to
-``SPEC.md`` ("The algorithm").
+the README's "The metric".
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ EPS = np.spacing(1)  # 2.220446049250313e-16
 
 
 def track_iou(d_frames, g_frames) -> float:
-    """SPEC step 6: IoU of two tracks, summed over frames (pycocotools per-frame operations).
+    """metric step 6: IoU of two tracks, summed over frames (pycocotools per-frame operations).
 
     Args:
         d_frames: per frame, a compressed RLE dict or None.
@@ -49,7 +49,7 @@ def track_iou(d_frames, g_frames) -> float:
 def greedy_match(
     ious: np.ndarray, ignore: list[bool], crowd: list[bool], threshold: float
 ) -> list[int | None]:
-    """SPEC step 9 at one threshold: the ground truth each result is matched to, or None.
+    """metric step 9 at one threshold: the ground truth each result is matched to, or None.
 
     Args:
         ious: float64[D, G], results in score order, ground truths in file order.
@@ -102,7 +102,7 @@ class _PairEval:
 
 
 def _in_range(value: float, lo: float, hi: float) -> bool:
-    return lo <= value <= hi  # ranges are inclusive at both ends (SPEC step 7)
+    return lo <= value <= hi  # ranges are inclusive at both ends (metric step 7)
 
 
 def _pair_ious(

@@ -14,7 +14,7 @@ holding the same predictions::
     result = ev.compute(state)  # == ovis_jax.evaluate(gt, the same predictions as a file)
 
 Why this is exact: the official track IoU is ``I / (A_d + A_g - I)`` with integer intersections
-and areas summed over the frames (SPEC step 6); a result's ``avg_area`` is its summed area
+and areas summed over the frames (metric step 6); a result's ``avg_area`` is its summed area
 divided by its number of frames of non-zero area (step 2). So per prediction the state keeps its
 exact intersection with every ground-truth track of its video, its total area and its number of
 non-empty frames, plus its score, label and validity; grouping, matching and accumulation run at
@@ -36,13 +36,13 @@ Conventions of dense predictions (all documented numbers refer to these):
   use :func:`resize_masks` with ``threshold=0.0``), after JAX's conversion of the input to its
   default precision (float32 unless x64 is on).
 * A frame whose mask is all zero counts as the official code counts a ``null`` frame: it adds
-  nothing to the track's unions and is excluded from ``avg_area`` either way (SPEC steps 2, 6),
+  nothing to the track's unions and is excluded from ``avg_area`` either way (metric steps 2, 6),
   so every number equals that of a results file holding the frame as an all-zero RLE or as
   ``null``.
 * Scores are stored as float32 (the state's dtype) and evaluated as their exact float64 values:
   the results equal the file path's for a file whose scores are those float32 values written as
   Python floats. Ties between scores are broken by prediction index within a video, which is the
-  file order when predictions are written video by video in index order (SPEC step 5).
+  file order when predictions are written video by video in index order (metric step 5).
 * Labels are category ids; predictions whose label is not a ground-truth category are not
   evaluated (counted in a warning, as the file path does).
 

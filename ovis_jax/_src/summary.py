@@ -1,4 +1,4 @@
-"""The result object, the summary numbers (SPEC step 12) and their text layout.
+"""The result object, the summary numbers (metric step 12) and their text layout.
 
 Computing is kept apart from printing: :func:`summarize` turns the precision / recall arrays into
 named numbers, :func:`format_summary` and :func:`format_per_category` only lay them out.

@@ -95,9 +95,12 @@ def _match(ious, groups: Groups, gt: GroundTruth, results: Results, params: Eval
     return matched, ignored, gt_ignore
 
 
-def _accumulate(groups: Groups, gt: GroundTruth, results: Results, params: EvalParams, flags):
+def _accumulate(
+    groups: Groups, gt: GroundTruth, results: Results, params: EvalParams, flags, *, scores=True
+):
     """precision float64[T, R, K, A, O, M], recall float64[T, K, A, O, M] and scores
-    float64[T, R, K, A, O, M] (step 11)."""
+    float64[T, R, K, A, O, M] (step 11); scores None when not asked for (its memory, as large
+    as precision's, is then never allocated)."""
     matched, ignored, gt_ignore = flags
     n_k = gt.category_ids.shape[0]
     n_t, n_a, n_o = matched.shape[1:]
@@ -111,18 +114,18 @@ def _accumulate(groups: Groups, gt: GroundTruth, results: Results, params: EvalP
     np.cumsum(np.bincount(d_k, minlength=n_k), out=cat_start[1:])
     precision = np.full((n_t, n_r, n_k, n_a, n_o, n_m), -1.0)
     recall = np.full((n_t, n_k, n_a, n_o, n_m), -1.0)
-    scores = np.full_like(precision, -1.0)
+    out_scores = np.full_like(precision, -1.0) if scores else np.empty((0, 1, 1, 1, 1, 1))
     run_chunks(
         lambda k0, k1: K.accumulate(
             order, cat_start, groups.d_rank, score, matched, ignored, npig,
             np.asarray(params.max_dets, dtype=np.int64), params.recall_array, k0, k1,
-            precision, recall, scores,
+            precision, recall, out_scores,
         ),
         n_k,
         cost=np.diff(cat_start) + 1,
         min_cost=1 << 14,
     )  # fmt: skip
-    return precision, recall, scores
+    return precision, recall, (out_scores if scores else None)
 
 
 def evaluate_cpu(
@@ -167,7 +170,7 @@ def evaluate_cpu(
     if lengths:
         gt_l, res_l, params_l = length_views(gt, results, params)
         flags_l = _match(ious, groups, gt_l, res_l, params_l)
-        lp, lr, _ = _accumulate(groups, gt_l, res_l, params_l, flags_l)
+        lp, lr, _ = _accumulate(groups, gt_l, res_l, params_l, flags_l, scores=False)
         length = (params_l, lp, lr)
         lap("length_ranges")
     found = None

@@ -25,6 +25,7 @@ __all__ = [
     "decode_lengths",
     "group_intersections",
     "match_groups",
+    "record_matches",
     "run_chunks",
     "scan_strings",
 ]
@@ -348,11 +349,12 @@ def accumulate(order, cat_start, rank, score, matched, ignored, npig, max_dets, 
         precision: float64[T, R, K, A, O, M] out (pre-filled with -1).
         recall: float64[T, K, A, O, M] out (pre-filled with -1).
         scores: float64[T, R, K, A, O, M] out (pre-filled with -1): the score of the result
-            each precision entry is read at, 0 past the last.
+            each precision entry is read at, 0 past the last; not written if its T is 0.
     """
     n_t, n_a, n_o = matched.shape[1], matched.shape[2], matched.shape[3]
     n_r = rec_thrs.shape[0]
     eps = np.spacing(1.0)
+    with_scores = scores.shape[0] > 0
     for k in range(k0, k1):
         n = cat_start[k + 1] - cat_start[k]
         if n == 0 and npig[k].sum() == 0:
@@ -391,4 +393,49 @@ def accumulate(order, cat_start, rank, score, matched, ignored, npig, max_dets, 
                             while x < ns and rc[x] < rec_thrs[r]:
                                 x += 1
                             precision[t, r, k, a, o, mi] = pr[x] if x < ns else 0.0
-                            scores[t, r, k, a, o, mi] = score[sel[x]] if x < ns else 0.0
+                            if with_scores:
+                                scores[t, r, k, a, o, mi] = score[sel[x]] if x < ns else 0.0
+
+
+@_jit
+def record_matches(ious, pair_start, d_start, g_start, g_ignore, g_crowd, thresholds, out):
+    """The official greedy walk at one area / occlusion range, recording the ground truth.
+
+    Args:
+        ious: float64[pairs], per group result-major.
+        pair_start, d_start, g_start: int64[groups + 1].
+        g_ignore, g_crowd: bool[G] by position in the groups' ground-truth order.
+        thresholds: float64[T].
+        out: int64[D, T] out, pre-filled with -1: the matched ground truth's position.
+    """
+    for grp in range(d_start.shape[0] - 1):
+        d0, nd = d_start[grp], d_start[grp + 1] - d_start[grp]
+        gg0, ng = g_start[grp], g_start[grp + 1] - g_start[grp]
+        p0 = pair_start[grp]
+        walk = np.empty(ng, dtype=np.int64)
+        w = 0
+        for pas in range(2):  # not-ignored first, then ignored, each in file order
+            for j in range(ng):
+                if g_ignore[gg0 + j] == (pas == 1):
+                    walk[w] = j
+                    w += 1
+        taken = np.empty(ng, dtype=np.bool_)
+        for t in range(thresholds.shape[0]):
+            taken[:] = False
+            for i in range(nd):
+                best = min(thresholds[t], 1 - 1e-10)
+                m = -1
+                for w in range(ng):
+                    j = walk[w]
+                    if taken[j] and not g_crowd[gg0 + j]:
+                        continue
+                    if m >= 0 and not g_ignore[gg0 + m] and g_ignore[gg0 + j]:
+                        break
+                    iou = ious[p0 + i * ng + j]
+                    if iou < best:
+                        continue
+                    best = iou
+                    m = j
+                if m >= 0:
+                    taken[m] = True
+                    out[d0 + i, t] = gg0 + m

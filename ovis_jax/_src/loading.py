@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import msgspec
 import numpy as np
 
-from ovis_jax._src import progress
+from ovis_jax._src import messages, progress
 from ovis_jax._src.errors import FormatError
 from ovis_jax._src.params import OCCLUSION_SCORES
 from ovis_jax._src.rle import MaskTable, mask_table
@@ -1111,15 +1111,11 @@ def load_results(source: PathOrObject, gt: GroundTruth) -> Results:
             "category, score and masks): each copy is scored as a separate prediction"
         )
     if not data:
-        warnings.append("the results list is empty: every AP is 0 where ground truth exists")
+        warnings.append(messages.EMPTY_RESULTS)
     n_unknown = len(dropped)
     if n_unknown:
         ids = sorted({k.category_id for k in dropped})
-        shown = ", ".join(str(c) for c in ids[:10]) + (", ..." if len(ids) > 10 else "")
-        warnings.append(
-            f"{n_unknown} result(s) have a category_id not in the ground truth ({shown}) and are "
-            "not evaluated"
-        )
+        warnings.append(messages.unknown_categories(n_unknown, ids))
     for w in warnings:
         logger.debug("warning: %s", w)  # returned in .warnings: one channel
     # avg_area: mean of the non-null, non-zero pixel counts.

@@ -26,7 +26,6 @@ import json
 import os
 from typing import NamedTuple
 
-import numba
 import numpy as np
 
 from ovis_jax._src.grouping import Groups, group_tracks, gt_ignore_flags
@@ -64,50 +63,6 @@ def threshold_index(params: EvalParams) -> int:
     """Index of the threshold the ``gt_id`` / ``iou`` fields refer to: 0.5, else the first."""
     hits = np.flatnonzero(params.iou_array == 0.5)
     return int(hits[0]) if hits.size else 0
-
-
-@numba.njit(cache=True, nogil=True)
-def _walk(ious, pair_start, d_start, g_start, g_ignore, g_crowd, thresholds, out):
-    """The official greedy walk at one area / occlusion range, recording the ground truth.
-
-    Args:
-        ious: float64[pairs], per group result-major.
-        pair_start, d_start, g_start: int64[groups + 1].
-        g_ignore, g_crowd: bool[G] by position in the groups' ground-truth order.
-        thresholds: float64[T].
-        out: int64[D, T] out, pre-filled with -1: the matched ground truth's position.
-    """
-    for grp in range(d_start.shape[0] - 1):
-        d0, nd = d_start[grp], d_start[grp + 1] - d_start[grp]
-        gg0, ng = g_start[grp], g_start[grp + 1] - g_start[grp]
-        p0 = pair_start[grp]
-        walk = np.empty(ng, dtype=np.int64)
-        w = 0
-        for pas in range(2):  # not-ignored first, then ignored, each in file order
-            for j in range(ng):
-                if g_ignore[gg0 + j] == (pas == 1):
-                    walk[w] = j
-                    w += 1
-        taken = np.empty(ng, dtype=np.bool_)
-        for t in range(thresholds.shape[0]):
-            taken[:] = False
-            for i in range(nd):
-                best = min(thresholds[t], 1 - 1e-10)
-                m = -1
-                for w in range(ng):
-                    j = walk[w]
-                    if taken[j] and not g_crowd[gg0 + j]:
-                        continue
-                    if m >= 0 and not g_ignore[gg0 + m] and g_ignore[gg0 + j]:
-                        break
-                    iou = ious[p0 + i * ng + j]
-                    if iou < best:
-                        continue
-                    best = iou
-                    m = j
-                if m >= 0:
-                    taken[m] = True
-                    out[d0 + i, t] = gg0 + m
 
 
 def _best_ious(groups: Groups, ious: np.ndarray) -> np.ndarray:
@@ -152,10 +107,12 @@ def match_records(gt, results, groups: Groups, ious: np.ndarray, *, params: Eval
         ious: float64[pairs] the pair IoUs, per group result-major.
         params: the evaluation parameters (thresholds; area and occlusion range 0 is "all").
     """
+    from ovis_jax._src import cpu_kernels  # numba: imported when matches are asked for
+
     g_track = groups.g_track
     g_ignore = gt_ignore_flags(gt, params)[g_track, 0, 0]
     out = np.full((groups.d_track.shape[0], len(params.iou_thresholds)), -1, dtype=np.int64)
-    _walk(
+    cpu_kernels.record_matches(
         np.ascontiguousarray(ious, dtype=np.float64), groups.pair_start, groups.d_start,
         groups.g_start, g_ignore, gt.iscrowd[g_track], params.iou_array, out,
     )  # fmt: skip

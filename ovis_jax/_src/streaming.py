@@ -89,6 +89,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from ovis_jax._src import messages
 from ovis_jax._src.jax_backend import evaluate_tracks
 from ovis_jax._src.loading import GroundTruth
 from ovis_jax._src.params import EvalParams
@@ -429,8 +430,6 @@ class StreamingEvaluator:
                 "update_fn or merge_fn): their predictions are not reliable"
             )
         d_v, d_n, warnings = _selected(host, self.tables.video_ids, self.gt.category_ids)
-        for w in warnings:
-            logger.warning(w)
         area = np.asarray(host.pred_area)[d_v, d_n].astype(np.int64)
         frames = np.asarray(host.pred_frames)[d_v, d_n].astype(np.int64)
         avg_area = np.divide(
@@ -471,14 +470,8 @@ def _selected(host: StreamingState, video_ids: np.ndarray, category_ids: Any):
     known = np.isin(label, category_ids)
     warnings: list[str] = []
     if d_v.size == 0:
-        warnings.append("the results list is empty: every AP is 0 where ground truth exists")
+        warnings.append(messages.EMPTY_RESULTS)
     unknown = np.unique(label[~known])
     if unknown.size:
-        shown = ", ".join(str(int(c)) for c in unknown[:10]) + (
-            ", ..." if unknown.size > 10 else ""
-        )
-        warnings.append(
-            f"{int((~known).sum())} result(s) have a category_id not in the ground truth "
-            f"({shown}) and are not evaluated"
-        )
+        warnings.append(messages.unknown_categories(int((~known).sum()), unknown.tolist()))
     return d_v[known], d_n[known], warnings

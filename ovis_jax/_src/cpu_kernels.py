@@ -402,8 +402,8 @@ def record_matches(ious, pair_start, d_start, g_start, g_ignore, g_crowd, thresh
     """The official greedy walk at one area / occlusion range, recording the ground truth.
 
     Args:
-        ious: float64[pairs], per group result-major.
-        pair_start, d_start, g_start: int64[groups + 1].
+        ious: float64[P], per group result-major.
+        pair_start, d_start, g_start: int64[Q + 1].
         g_ignore, g_crowd: bool[G] by position in the groups' ground-truth order.
         thresholds: float64[T].
         out: int64[D, T] out, pre-filled with -1: the matched ground truth's position.

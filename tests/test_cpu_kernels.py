@@ -142,7 +142,7 @@ def _match_one(ious, ignore, crowd, threshold):
     K.match_groups(
         ious.ravel(), np.array([0, n_d * n_g]), np.array([0, n_d]), np.array([0, n_g]),
         np.asarray(ignore).reshape(n_g, 1, 1), np.asarray(crowd), np.zeros((n_d, 1), bool),
-        np.array([threshold]), 0, 1, matched, ignored,
+        np.array([threshold]), 0, 1, matched, ignored, np.empty((0, 1, 1, 1), np.int64),
     )  # fmt: skip
     return matched[:, 0, 0, 0], ignored[:, 0, 0, 0]
 

@@ -75,6 +75,10 @@ def pair_ious(d_masks: MaskTable, g_masks: MaskTable, groups: Groups) -> np.ndar
     return np.where(union > 0, inter.astype(np.float64) / safe, 0.0)
 
 
+#: ``match_groups``' ``matched_gt`` when the matched ground truths are not wanted.
+_NO_GT = np.empty((0, 1, 1, 1), dtype=np.int64)
+
+
 def _match(ious, groups: Groups, gt: GroundTruth, results: Results, params: EvalParams):
     """bool[D, T, A, O] matched and ignored flags of the kept results (steps 9-10)."""
     gt_ignore = gt_ignore_flags(gt, params)
@@ -87,6 +91,7 @@ def _match(ious, groups: Groups, gt: GroundTruth, results: Results, params: Eval
         lambda g0, g1: K.match_groups(
             ious, groups.pair_start, groups.d_start, groups.g_start, g_ignore,
             gt.iscrowd[groups.g_track], dt_area_out, params.iou_array, g0, g1, matched, ignored,
+            _NO_GT,
         ),
         groups.num_groups,
         cost=np.diff(groups.pair_start) + 1,

@@ -25,7 +25,6 @@ __all__ = [
     "decode_lengths",
     "group_intersections",
     "match_groups",
-    "record_matches",
     "run_chunks",
     "scan_strings",
 ]
@@ -281,7 +280,7 @@ def group_intersections(d, g, d_tracks, d_start, g_tracks, g_start, pair_start, 
 @_jit
 def match_groups(
     ious, pair_start, d_start, g_start, gt_ignore, gt_crowd, dt_area_out, thresholds, g0, g1,
-    matched, ignored,
+    matched, ignored, matched_gt,
 ):  # fmt: skip
     """metric steps 9-10 for groups ``g0:g1`` at every threshold, area and occlusion range.
 
@@ -293,8 +292,11 @@ def match_groups(
         gt_ignore: bool[G, A, O]; gt_crowd: bool[G]; dt_area_out: bool[D, A].
         thresholds: float64[T].
         matched, ignored: bool[D, T, A, O] out.
+        matched_gt: int64[D, T, A, O] out (pre-filled with -1): the matched ground truth's
+            position in the groups' order; not written if its D is 0.
     """
     n_a, n_o = gt_ignore.shape[1], gt_ignore.shape[2]
+    with_gt = matched_gt.shape[0] > 0
     for grp in range(g0, g1):
         d0, nd = d_start[grp], d_start[grp + 1] - d_start[grp]
         gg0, ng = g_start[grp], g_start[grp + 1] - g_start[grp]
@@ -329,6 +331,8 @@ def match_groups(
                             taken[m] = True
                             matched[d0 + i, t, a, o] = True
                             ignored[d0 + i, t, a, o] = gt_ignore[gg0 + m, a, o]
+                            if with_gt:
+                                matched_gt[d0 + i, t, a, o] = gg0 + m
                         elif dt_area_out[d0 + i, a]:
                             ignored[d0 + i, t, a, o] = True
 
@@ -395,47 +399,3 @@ def accumulate(order, cat_start, rank, score, matched, ignored, npig, max_dets, 
                             precision[t, r, k, a, o, mi] = pr[x] if x < ns else 0.0
                             if with_scores:
                                 scores[t, r, k, a, o, mi] = score[sel[x]] if x < ns else 0.0
-
-
-@_jit
-def record_matches(ious, pair_start, d_start, g_start, g_ignore, g_crowd, thresholds, out):
-    """The official greedy walk at one area / occlusion range, recording the ground truth.
-
-    Args:
-        ious: float64[P], per group result-major.
-        pair_start, d_start, g_start: int64[Q + 1].
-        g_ignore, g_crowd: bool[G] by position in the groups' ground-truth order.
-        thresholds: float64[T].
-        out: int64[D, T] out, pre-filled with -1: the matched ground truth's position.
-    """
-    for grp in range(d_start.shape[0] - 1):
-        d0, nd = d_start[grp], d_start[grp + 1] - d_start[grp]
-        gg0, ng = g_start[grp], g_start[grp + 1] - g_start[grp]
-        p0 = pair_start[grp]
-        walk = np.empty(ng, dtype=np.int64)
-        w = 0
-        for pas in range(2):  # not-ignored first, then ignored, each in file order
-            for j in range(ng):
-                if g_ignore[gg0 + j] == (pas == 1):
-                    walk[w] = j
-                    w += 1
-        taken = np.empty(ng, dtype=np.bool_)
-        for t in range(thresholds.shape[0]):
-            taken[:] = False
-            for i in range(nd):
-                best = min(thresholds[t], 1 - 1e-10)
-                m = -1
-                for w in range(ng):
-                    j = walk[w]
-                    if taken[j] and not g_crowd[gg0 + j]:
-                        continue
-                    if m >= 0 and not g_ignore[gg0 + m] and g_ignore[gg0 + j]:
-                        break
-                    iou = ious[p0 + i * ng + j]
-                    if iou < best:
-                        continue
-                    best = iou
-                    m = j
-                if m >= 0:
-                    taken[m] = True
-                    out[d0 + i, t] = gg0 + m

@@ -111,11 +111,15 @@ def match_records(gt, results, groups: Groups, ious: np.ndarray, *, params: Eval
 
     g_track = groups.g_track
     g_ignore = gt_ignore_flags(gt, params)[g_track, 0, 0]
-    out = np.full((groups.d_track.shape[0], len(params.iou_thresholds)), -1, dtype=np.int64)
-    cpu_kernels.record_matches(
+    n_d, n_t = groups.d_track.shape[0], len(params.iou_thresholds)
+    flags = np.zeros((n_d, n_t, 1, 1), dtype=bool), np.zeros((n_d, n_t, 1, 1), dtype=bool)
+    found = np.full((n_d, n_t, 1, 1), -1, dtype=np.int64)
+    cpu_kernels.match_groups(
         np.ascontiguousarray(ious, dtype=np.float64), groups.pair_start, groups.d_start,
-        groups.g_start, g_ignore, gt.iscrowd[g_track], params.iou_array, out,
+        groups.g_start, np.ascontiguousarray(g_ignore).reshape(-1, 1, 1), gt.iscrowd[g_track],
+        np.zeros((n_d, 1), dtype=bool), params.iou_array, 0, groups.num_groups, *flags, found,
     )  # fmt: skip
+    out = found[:, :, 0, 0]
     t = threshold_index(params)
     best = _best_ious(groups, ious)
     pos = out[:, t]

@@ -100,7 +100,7 @@ def check_results(gt: GroundTruth, source: Any) -> CheckReport:
         problems += _duplicate_problems(loaded, np.asarray(good, dtype=np.int64))
     else:
         data = _as_list(parsed.items if isinstance(parsed, _FastFile) else parsed)
-        problems = _category_problems(gt, data)
+        problems = _category_problems(loaded)
         problems += _duplicate_problems(loaded, np.arange(len(data), dtype=np.int64))
     if not data:
         problems.append("the results list is empty")
@@ -138,7 +138,7 @@ def _item_problems(gt: GroundTruth, data: list) -> tuple[list[str], list[int]]:
         finally:
             report(logger, i + 1, len(data), "results checked")
         if ctx.dropped:
-            problems.append(_unknown_category(i, item))
+            problems.append(_unknown_category(i, item["video_id"], item["category_id"]))
         good.append(i)
     return problems, good
 
@@ -147,16 +147,22 @@ def _fresh_collectors() -> tuple[_SegmentationCollector, _SegmentationCollector]
     return _SegmentationCollector(), _SegmentationCollector()
 
 
-def _unknown_category(i: int, item: dict) -> str:
+def _unknown_category(i: int, video_id: Any, category_id: Any) -> str:
     return (
-        f"results[{i}] (video_id {item['video_id']}): category_id {_show(item['category_id'])} "
+        f"results[{i}] (video_id {video_id}): category_id {_show(category_id)} "
         "is not a category of the ground truth (the server ignores it)"
     )
 
 
-def _category_problems(gt: GroundTruth, data: list) -> list[str]:
-    known = set(gt.category_ids.tolist())
-    return [_unknown_category(i, r) for i, r in enumerate(data) if r["category_id"] not in known]
+def _category_problems(results: Results) -> list[str]:
+    """The results loading set aside for their category (``Results.unknown``), in file order."""
+    unknown = results.unknown
+    return [
+        _unknown_category(int(rid) - 1, int(vid), int(cid))
+        for rid, vid, cid in zip(
+            unknown.result_id, unknown.video_id, unknown.category_id, strict=True
+        )
+    ]
 
 
 def _duplicate_problems(results: Results, index: np.ndarray) -> list[str]:

@@ -1,6 +1,6 @@
 """Benchmark scenarios and their data sets (generated once, cached as JSON).
 
-Data sets are generated with :func:`ovis_jax._src.synthetic.ovis_like`, written under
+Data sets are generated with :func:`ovis_jax.testing.synthetic.ovis_like`, written under
 ``benchmarks/_data/`` (gitignored) and cached by scenario name + a hash of the generator
 parameters. Every video ``v`` comes from its own ``ovis_like(seed=seed * 1_000_003 + v, ...)``
 call, so that ``ovis-valid`` and ``crowded`` share a byte-identical ground truth.
@@ -170,7 +170,7 @@ def _atomic_write_json(obj: Any, path: Path) -> None:
 
 
 def _generate(sc: Scenario) -> tuple[dict, list]:
-    from ovis_jax._src.synthetic import ovis_like
+    from ovis_jax.testing.synthetic import ovis_like
 
     videos: list[dict] = []
     annotations: list[dict] = []

@@ -2,7 +2,7 @@
 
 A per-pixel logistic regression (a 1×1 convolution: one mask query per category) learns to
 segment synthetic OVIS-like videos. Every ``--eval-every`` steps the official OVIS mask AP is
-computed with :class:`ovis_jax._src.streaming.StreamingEvaluator`: the model's low-resolution mask
+computed with :class:`~StreamingEvaluator`: the model's low-resolution mask
 logits are resized on device to each video's own size (:func:`resize_masks`), batches of videos
 update the evaluator's state, and the state is checkpointed together with the model's parameters
 by one orbax ``CheckpointManager``. At the end the latest checkpoint is restored and its AP
@@ -28,8 +28,8 @@ import orbax.checkpoint as ocp
 from pycocotools import mask as mask_utils
 
 import ovis_jax
-from ovis_jax._src import synthetic
-from ovis_jax._src.streaming import StreamingEvaluator, resize_masks
+from ovis_jax._src.streaming.evaluator import StreamingEvaluator, resize_masks
+from ovis_jax.testing import synthetic
 
 MODEL_HW = (32, 48)  # the model's resolution (every video is resized to it)
 BATCH = 4  # videos per evaluation batch

@@ -1,21 +1,21 @@
 """ovis_jax: exact, fast OVIS / YouTube-VIS video instance segmentation evaluation in JAX."""
 
-from ovis_jax._src.check import CheckReport, check_results
 from ovis_jax._src.errors import FormatError
 from ovis_jax._src.evaluation import BACKENDS, evaluate
-from ovis_jax._src.export import save_arrays
-from ovis_jax._src.loading import GroundTruth, Results, Video, load_ground_truth, load_results
-from ovis_jax._src.matches import Matches, write_matches
-from ovis_jax._src.pack import pack_results
-from ovis_jax._src.params import EvalParams
-from ovis_jax._src.split import split_ground_truth
-from ovis_jax._src.summary import (
+from ovis_jax._src.io.export import save_arrays
+from ovis_jax._src.io.loading import GroundTruth, Results, Video, load_ground_truth, load_results
+from ovis_jax._src.metrics.ap.summary import (
     EvalResult,
     format_length,
     format_per_category,
     format_summary,
     summarize,
 )
+from ovis_jax._src.metrics.matches import Matches, write_matches
+from ovis_jax._src.params import EvalParams
+from ovis_jax._src.workflow.check import CheckReport, check_results
+from ovis_jax._src.workflow.pack import pack_results
+from ovis_jax._src.workflow.split import split_ground_truth
 
 __version__ = "0.1.0"
 
@@ -25,9 +25,9 @@ _LAZY = {
     "StreamingEvaluator": "ovis_jax.streaming",
     "StreamingState": "ovis_jax.streaming",
     "resize_masks": "ovis_jax.streaming",
-    "plot_results": "ovis_jax._src.plots",
-    "analyze_errors": "ovis_jax._src.error_analysis",
-    "format_errors": "ovis_jax._src.error_analysis",
+    "plot_results": "ovis_jax._src.metrics.plots",
+    "analyze_errors": "ovis_jax._src.metrics.tive",
+    "format_errors": "ovis_jax._src.metrics.tive",
 }
 
 

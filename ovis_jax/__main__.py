@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ovis_jax._src.cli import main
+from ovis_jax._src.cli.eval import main
 
 if __name__ == "__main__":
     raise SystemExit(main(prog="python -m ovis_jax"))

@@ -1,8 +1,8 @@
-"""``python -m ovis_jax.eval --gt GT.json --results RESULTS.json``: see :mod:`ovis_jax._src.cli`."""
+"""``python -m ovis_jax.eval --gt GT.json --results RESULTS.json``: see :mod:`~eval`."""
 
 from __future__ import annotations
 
-from ovis_jax._src.cli import main
+from ovis_jax._src.cli.eval import main
 
 __all__ = ["main"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ovis_jax._src.commands import pack_main as main
+from ovis_jax._src.cli.commands import pack_main as main
 
 __all__ = ["main"]
 

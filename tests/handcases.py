@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from ovis_jax._src.rle import encode_dense
-from ovis_jax._src.summary import OVIS_KEYS, YTVIS_KEYS
+from ovis_jax._src.masks.rle import encode_dense
+from ovis_jax._src.metrics.ap.summary import OVIS_KEYS, YTVIS_KEYS
 
 __all__ = [
     "CASES",

@@ -16,10 +16,12 @@ import numpy as np
 import pytest
 
 import ovis_jax
-from ovis_jax._src import cli, plots, synthetic
-from ovis_jax._src.error_analysis import analyze_errors, format_errors
-from ovis_jax._src.matches import matches_lines
-from ovis_jax._src.summary import OVIS_KEYS, YTVIS_KEYS
+from ovis_jax._src.cli import eval as cli
+from ovis_jax._src.metrics import plots
+from ovis_jax._src.metrics.ap.summary import OVIS_KEYS, YTVIS_KEYS
+from ovis_jax._src.metrics.matches import matches_lines
+from ovis_jax._src.metrics.tive import analyze_errors, format_errors
+from ovis_jax.testing import synthetic
 
 BACKENDS = ("reference", "cpu", "jax")
 TOL = 1e-12

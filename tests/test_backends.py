@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 import ovis_jax
-from ovis_jax._src import evaluation, synthetic
+from ovis_jax._src import evaluation
+from ovis_jax.testing import synthetic
 
 
 def test_auto_is_cpu_without_an_accelerator(monkeypatch):

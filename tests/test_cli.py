@@ -12,8 +12,8 @@ import sys
 import pytest
 
 import ovis_jax
-from ovis_jax._src import cli
-from ovis_jax._src.summary import OVIS_KEYS, YTVIS_KEYS
+from ovis_jax._src.cli import eval as cli
+from ovis_jax._src.metrics.ap.summary import OVIS_KEYS, YTVIS_KEYS
 
 OFFICIAL_ORDER = (
     "AP", "AP50", "AP75", "APs", "APm", "APl", "APso", "APmo", "APho",
@@ -312,7 +312,7 @@ def test_demo_missing_is_an_error(monkeypatch, capsys):
 def test_cpu_backend_does_not_import_jax():
     """The CPU path must not pay for JAX's import (about a second) or initialise its runtime."""
     code = (
-        "import sys; from ovis_jax._src.cli import main; "
+        "import sys; from ovis_jax._src.cli.eval import main; "
         "rc = main(['--backend', 'cpu', '-q']); print(rc, 'jax' in sys.modules)"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

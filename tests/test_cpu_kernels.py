@@ -14,11 +14,11 @@ import pytest
 from pycocotools import mask as mask_utils
 
 import ovis_jax
-from ovis_jax._src import cpu_kernels as K
-from ovis_jax._src import synthetic
-from ovis_jax._src.cpu_backend import pair_ious
-from ovis_jax._src.grouping import group_tracks
-from ovis_jax._src.reference import greedy_match, track_iou
+from ovis_jax._src.backends.cpu import kernels as K
+from ovis_jax._src.backends.cpu.backend import pair_ious
+from ovis_jax._src.backends.grouping import group_tracks
+from ovis_jax._src.backends.reference import greedy_match, track_iou
+from ovis_jax.testing import synthetic
 
 logging.getLogger("ovis_jax").setLevel(logging.ERROR)
 

@@ -1,4 +1,4 @@
-"""Tests of :mod:`ovis_jax._src.device_rle`: RLE decoding and intersections on the JAX device."""
+"""Tests of :mod:`~device_rle`: RLE decoding and intersections on the JAX device."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from conftest import count_compiles
 from pycocotools import mask as mask_utils
 
-from ovis_jax._src import device_rle
-from ovis_jax._src.device_rle import device_pair_intersections
+from ovis_jax._src.backends.jax import device_rle
+from ovis_jax._src.backends.jax.device_rle import device_pair_intersections
 
 
 def encode(mask: np.ndarray) -> bytes:

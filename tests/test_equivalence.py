@@ -6,10 +6,9 @@ import logging
 
 import numpy as np
 import pytest
-from conftest import assert_results_equal
 
 import ovis_jax
-from ovis_jax._src import synthetic
+from ovis_jax.testing import assert_results_equal, synthetic
 
 NUM_DATASETS = 300
 TOL = 1e-12

@@ -23,14 +23,14 @@ import numpy as np
 import pytest
 
 import ovis_jax
-from ovis_jax._src import error_analysis as EA
-from ovis_jax._src.error_analysis import (
+from ovis_jax._src.metrics import tive as EA
+from ovis_jax._src.metrics.tive import (
     ERROR_TYPES,
     ErrorAnalysis,
     analyze_errors,
     format_errors,
 )
-from ovis_jax._src.synthetic import ovis_like, random_dataset
+from ovis_jax.testing.synthetic import ovis_like, random_dataset
 
 A, B, D = hc.A, hc.B, hc.D
 SHRUNK = hc.rect(0, 2, 0, 5)  # 10 px inside A: IoU 10/25 = 0.4 in every frame

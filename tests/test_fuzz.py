@@ -1,7 +1,7 @@
 """A seeded fuzz test of the loaders and the evaluator (issue 9).
 
 Every case starts from a small valid input (the tiny fixture of ``conftest.py`` or
-``ovis_jax._src.synthetic.random_dataset``, OVIS or YouTube-VIS format), converts some frames to
+``ovis_jax.testing.synthetic.random_dataset``, OVIS or YouTube-VIS format), converts some frames to
 other input forms (uncompressed RLE ``counts`` lists, polygons, null frames), applies a few
 seeded mutations to the ground truth and / or the results, hands them over either as parsed
 Python objects or as files on disk (the compiled fast path; sometimes with raw byte-level
@@ -52,7 +52,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import ovis_jax  # noqa: E402
-import ovis_jax._src.synthetic  # noqa: E402
+import ovis_jax.testing.synthetic  # noqa: E402
 from ovis_jax import FormatError  # noqa: E402
 
 DEFAULT_CASES = 300
@@ -163,7 +163,7 @@ def make_base(rng: random.Random) -> tuple[dict, list, str]:
     if kind.startswith("tiny"):
         gt, res = _tiny_pair(kind == "tiny_ytvis")
     else:
-        gt, res = ovis_jax._src.synthetic.random_dataset(
+        gt, res = ovis_jax.testing.synthetic.random_dataset(
             seed=rng.randrange(2**31),
             num_videos=rng.randint(1, 3),
             num_categories=rng.randint(1, 4),

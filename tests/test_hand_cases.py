@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import ovis_jax
-from ovis_jax._src.summary import OVIS_KEYS, YTVIS_KEYS
+from ovis_jax._src.metrics.ap.summary import OVIS_KEYS, YTVIS_KEYS
 
 TOL = 1e-12
 

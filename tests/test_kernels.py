@@ -12,13 +12,13 @@ from conftest import count_compiles
 from pycocotools import mask as mask_utils
 
 import ovis_jax
-from ovis_jax._src import synthetic
-from ovis_jax._src.accumulation import accumulate
-from ovis_jax._src.device_rle import device_pair_intersections
-from ovis_jax._src.iou import RunTable, track_ious
-from ovis_jax._src.jax_backend import pair_frames
-from ovis_jax._src.matching import match_groups
-from ovis_jax._src.reference import greedy_match, track_iou
+from ovis_jax._src.backends.jax.accumulation import accumulate
+from ovis_jax._src.backends.jax.backend import pair_frames
+from ovis_jax._src.backends.jax.device_rle import device_pair_intersections
+from ovis_jax._src.backends.jax.iou import RunTable, track_ious
+from ovis_jax._src.backends.jax.matching import match_groups
+from ovis_jax._src.backends.reference import greedy_match, track_iou
+from ovis_jax.testing import synthetic
 
 logging.getLogger("ovis_jax").setLevel(logging.ERROR)
 

@@ -12,19 +12,19 @@ import pytest
 from ovis_jax._src.legend import LEGEND
 
 MODULES = (
-    "accumulation",
-    "cpu_kernels",
-    "device_rle",
-    "grouping",
-    "iou",
-    "jax_backend",
-    "matching",
-    "rle",
-    "segjson",
-    "streaming",
-    "streaming_core",
-    "streaming_state",
-    "streaming_tables",
+    "backends.jax.accumulation",
+    "backends.cpu.kernels",
+    "backends.jax.device_rle",
+    "backends.grouping",
+    "backends.jax.iou",
+    "backends.jax.backend",
+    "backends.jax.matching",
+    "masks.rle",
+    "io.segjson",
+    "streaming.evaluator",
+    "streaming.core",
+    "streaming.state",
+    "streaming.tables",
 )
 _SHAPE = re.compile(r"\b(?:bool|u?int(?:8|32|64)?|float(?:32|64)?)\[([^\]]*)\]")
 # A legend letter (optionally with a side suffix d / g, optionally ``+ 1``), a literal size,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 
 import ovis_jax
-from ovis_jax._src import progress, synthetic
+from ovis_jax._src import progress
+from ovis_jax.testing import synthetic
 
 
 def test_report_rate_limited_and_carries_payload(caplog):

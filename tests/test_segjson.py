@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import ovis_jax
-from ovis_jax._src import loading, segjson, synthetic
+from ovis_jax._src.io import loading, segjson
+from ovis_jax.testing import synthetic
 
 
 def _same_tables(a, b) -> None:

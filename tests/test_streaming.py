@@ -17,13 +17,13 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-from conftest import assert_results_equal, count_compiles
+from conftest import count_compiles
 from pycocotools import mask as mask_utils
 
 import ovis_jax
-from ovis_jax._src import synthetic
-from ovis_jax._src.rle import encode_dense
-from ovis_jax._src.streaming import StreamingEvaluator, StreamingState, resize_masks
+from ovis_jax._src.masks.rle import encode_dense
+from ovis_jax._src.streaming.evaluator import StreamingEvaluator, StreamingState, resize_masks
+from ovis_jax.testing import assert_results_equal, synthetic
 
 logging.getLogger("ovis_jax").setLevel(logging.ERROR)
 
@@ -423,7 +423,7 @@ _CHILD = textwrap.dedent(
     import jax
     from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
     import ovis_jax
-    from ovis_jax._src.streaming import StreamingEvaluator
+    from ovis_jax._src.streaming.evaluator import StreamingEvaluator
 
     assert jax.device_count() == 4, jax.devices()
     d = np.load(sys.argv[2])

@@ -1,4 +1,4 @@
-"""Tests of the synthetic dataset generators (ovis_jax._src.synthetic)."""
+"""Tests of the synthetic dataset generators (ovis_jax.testing.synthetic)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from ovis_jax._src import synthetic
+from ovis_jax.testing import synthetic
 
 # pycocotools' decode triggers a NumPy 2 DeprecationWarning (copy=False); harmless here.
 pytestmark = pytest.mark.filterwarnings(

@@ -21,11 +21,11 @@ from handcases import gt_file, rect, result, track, video
 
 import ovis_jax
 from ovis_jax import FormatError, load_ground_truth
-from ovis_jax._src import synthetic
-from ovis_jax._src.check import check_results
-from ovis_jax._src.commands import check_main, pack_main, split_main
+from ovis_jax._src.cli.commands import check_main, pack_main, split_main
 from ovis_jax._src.progress import STAGES
-from ovis_jax._src.split import split_ground_truth
+from ovis_jax._src.workflow.check import check_results
+from ovis_jax._src.workflow.split import split_ground_truth
+from ovis_jax.testing import synthetic
 
 BACKENDS = ("cpu", "jax", "reference")
 A = rect(0, 5, 0, 5)
@@ -257,7 +257,7 @@ def test_check_cli(tmp_path, capsys):
 
 
 def test_check_caps_the_list(tmp_path, capsys, monkeypatch):
-    from ovis_jax._src import commands
+    from ovis_jax._src.cli import commands
 
     monkeypatch.setattr(commands, "MAX_LISTED", 2)
     gt_path, res_path, want = planted(tmp_path)

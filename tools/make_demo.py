@@ -2,7 +2,7 @@
 
 Writes ``ovis_jax/data/demo_gt.json`` and ``ovis_jax/data/demo_results.json``
 (a small synthetic OVIS-like dataset and a matching noisy result file) from
-:func:`ovis_jax._src.synthetic.ovis_like` with a fixed seed.
+:func:`ovis_jax.testing.synthetic.ovis_like` with a fixed seed.
 
 Usage::
 
@@ -21,8 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _load_synthetic():
-    """Imports ``ovis_jax/_src/synthetic.py`` by path (works without installing)."""
-    path = REPO / "ovis_jax" / "_src" / "synthetic.py"
+    """Imports ``ovis_jax/testing/synthetic.py`` by path (works without installing)."""
+    path = REPO / "ovis_jax" / "testing" / "synthetic.py"
     spec = importlib.util.spec_from_file_location("_ovis_jax_synthetic", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module

@@ -90,11 +90,11 @@ TRANSFORMS = {"null_occlusion_to_no": _null_occlusion_to_no}
 
 
 def _synthetic():
-    """``ovis_jax/_src/synthetic.py`` loaded by path (NumPy + pycocotools only; works without
+    """``ovis_jax/testing/synthetic.py`` loaded by path (NumPy + pycocotools only; works without
     installing, and without importing the rest of the package)."""
     name = "_ovis_jax_synthetic"
     if name not in sys.modules:
-        path = REPO / "ovis_jax" / "_src" / "synthetic.py"
+        path = REPO / "ovis_jax" / "testing" / "synthetic.py"
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module

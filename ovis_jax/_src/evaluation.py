@@ -13,23 +13,23 @@ from typing import Any
 import numpy as np
 
 from ovis_jax._src.errors import FormatError
-from ovis_jax._src.loading import (
+from ovis_jax._src.io.loading import (
     NO_ANNOTATIONS,
     GroundTruth,
     Results,
     load_ground_truth,
     load_results,
 )
-from ovis_jax._src.params import EvalParams
-from ovis_jax._src.progress import Stopwatch, finished
-from ovis_jax._src.subsets import (
+from ovis_jax._src.metrics.ap.subsets import (
     group_stats,
     groups_of,
     restrict_ground_truth,
     restrict_results,
     subset_video_ids,
 )
-from ovis_jax._src.summary import EvalResult
+from ovis_jax._src.metrics.ap.summary import EvalResult
+from ovis_jax._src.params import EvalParams
+from ovis_jax._src.progress import Stopwatch, finished
 
 __all__ = ["BACKENDS", "accelerator_present", "evaluate", "resolve_backend"]
 
@@ -151,7 +151,7 @@ def evaluate(
     warnings = list(result.warnings) + _subset_warnings(evaluated)
     analysis = None
     if errors:
-        from ovis_jax._src.error_analysis import analyze_errors
+        from ovis_jax._src.metrics.tive import analyze_errors
 
         # Its IoUs come from the numba kernels, or pycocotools for the reference backend.
         ious = "reference" if chosen == "reference" else "cpu"
@@ -170,14 +170,14 @@ def evaluate(
 
 def _run_backend(chosen: str, gt: GroundTruth, results: Results, **options) -> EvalResult:
     if chosen == "reference":
-        from ovis_jax._src.reference import evaluate_reference
+        from ovis_jax._src.backends.reference import evaluate_reference
 
         return evaluate_reference(gt, results, **options)
     if chosen == "cpu":
-        from ovis_jax._src.cpu_backend import evaluate_cpu
+        from ovis_jax._src.backends.cpu.backend import evaluate_cpu
 
         return evaluate_cpu(gt, results, **options)
-    from ovis_jax._src.jax_backend import evaluate_jax
+    from ovis_jax._src.backends.jax.backend import evaluate_jax
 
     return evaluate_jax(gt, results, **options)
 

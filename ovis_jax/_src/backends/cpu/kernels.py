@@ -16,7 +16,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ovis_jax._src.rle import run_chunks
+from ovis_jax._src.masks.rle import run_chunks
 
 __all__ = [
     "OK",
@@ -29,7 +29,7 @@ __all__ = [
     "scan_strings",
 ]
 
-# Problem codes of scan_strings, per string (the texts live in ovis_jax._src.rle).
+# Problem codes of scan_strings, per string (the texts live in ovis_jax._src.masks.rle).
 OK, BAD_CHAR, TRUNCATED, TOO_LONG, NEGATIVE = range(5)
 _INT32_MAX = 2**31 - 1
 
@@ -255,7 +255,7 @@ def group_intersections(d, g, d_tracks, d_start, g_tracks, g_start, pair_start, 
 
     Args:
         d, g: per side, ``(chars, char_start, frame_string, frame_start, nvals, areas, firsts,
-            lasts, buf_off)``: the :class:`~ovis_jax._src.rle.MaskTable` arrays plus an int64[F]
+            lasts, buf_off)``: the :class:`~MaskTable` arrays plus an int64[F]
             scratch array.
         d_tracks, g_tracks: int64 tracks of each group, group after group (results in score
             order, ground truths in file order).

@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from ovis_jax._src.summary import EvalResult
+from ovis_jax._src.metrics.ap.summary import EvalResult
 
 __all__ = ["MATPLOTLIB_HINT", "have_matplotlib", "plot_results"]
 

@@ -20,10 +20,10 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from ovis_jax._src.grouping import ragged_arange
-from ovis_jax._src.iou import RunTable
-from ovis_jax._src.loading import GroundTruth
-from ovis_jax._src.streaming_state import FINGERPRINT_BYTES
+from ovis_jax._src.backends.grouping import ragged_arange
+from ovis_jax._src.backends.jax.iou import RunTable
+from ovis_jax._src.io.loading import GroundTruth
+from ovis_jax._src.streaming.state import FINGERPRINT_BYTES
 
 __all__ = ["BLOCK", "INT32_LIMIT", "GTBatch", "GTTables", "build_tables", "gt_digest", "prepare"]
 

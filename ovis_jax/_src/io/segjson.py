@@ -3,7 +3,7 @@
 ``msgspec`` parses each result / annotation with its ``segmentations`` left as a raw JSON slice
 of the input (zero copy). A compiled kernel then walks those slices for the common form (every
 entry ``null`` or ``{"size": [h, w], "counts": "<compressed RLE>"}``) and copies the counts
-characters straight into the one byte buffer of :class:`~ovis_jax._src.rle.MaskTable`: no Python
+characters straight into the one byte buffer of :class:`~MaskTable`: no Python
 object per frame. Anything else (polygons, uncompressed counts, other keys, escapes other than
 ``\\\\``, numbers that are not plain integers) makes the kernel stop with a status, and loading
 falls back to the general path, which accepts every form and names every error.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ovis_jax._src.rle import run_chunks
+from ovis_jax._src.masks.rle import run_chunks
 
 __all__ = ["read_segmentations"]
 

@@ -70,8 +70,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ovis_jax._src.grouping import Groups, group_tracks, gt_ignore_flags, range_flags
-from ovis_jax._src.loading import GroundTruth, Results
+from ovis_jax._src.backends.grouping import Groups, group_tracks, gt_ignore_flags, range_flags
+from ovis_jax._src.io.loading import GroundTruth, Results
 from ovis_jax._src.params import EvalParams
 
 __all__ = [
@@ -176,7 +176,7 @@ def _video_members(n_videos: int, kept_video: np.ndarray, gt_video: np.ndarray):
 
 def _ious_cpu(results: Results, gt: GroundTruth, d_track, rows, r_start, cols, c_start):
     """float64 IoUs of every (kept result, ground truth) pair of each video, result-major."""
-    from ovis_jax._src.cpu_backend import pair_ious
+    from ovis_jax._src.backends.cpu.backend import pair_ious
 
     nd, ng = np.diff(r_start), np.diff(c_start)
     pair_start = np.zeros(nd.shape[0] + 1, dtype=np.int64)
@@ -195,7 +195,7 @@ def _ious_cpu(results: Results, gt: GroundTruth, d_track, rows, r_start, cols, c
 
 def _ious_reference(results: Results, gt: GroundTruth, d_track, rows, r_start, cols, c_start):
     """The same IoUs with the reference's pycocotools track IoU."""
-    from ovis_jax._src.reference import track_iou
+    from ovis_jax._src.backends.reference import track_iou
 
     out = []
     for v in range(r_start.shape[0] - 1):
@@ -242,7 +242,7 @@ def _frame_table(masks):
 def _frame_ious_cpu(results: Results, gt: GroundTruth, d: np.ndarray, g: np.ndarray):
     """Per pair (result track d, gt track g): float64[F] per-frame IoUs and bool[F] frames
     where either mask is non-empty, concatenated, with int64[pairs + 1] offsets."""
-    from ovis_jax._src.cpu_backend import pair_ious
+    from ovis_jax._src.backends.cpu.backend import pair_ious
 
     dm, gm = results.masks, gt.masks
     n = dm.frame_start[d + 1] - dm.frame_start[d]
@@ -370,7 +370,7 @@ def _greedy(ious: np.ndarray, ignore: np.ndarray, crowd: np.ndarray, thr: float)
 
 
 def _greedy_reference(ious, ignore, crowd, thr) -> np.ndarray:
-    from ovis_jax._src.reference import greedy_match
+    from ovis_jax._src.backends.reference import greedy_match
 
     found = greedy_match(ious, ignore.tolist(), crowd.tolist(), thr)
     return np.asarray([-1 if m is None else m for m in found], dtype=np.int64)

@@ -6,7 +6,7 @@ bits and a continuation bit, the last character of a value carrying a sign bit),
 the third being stored as a difference to the value two places before.
 
 All strings of a file are kept as they came, concatenated into one byte buffer with offsets
-(:class:`MaskTable`). One compiled pass (:func:`ovis_jax._src.cpu_kernels.scan_strings`) decodes and
+(:class:`MaskTable`). One compiled pass (:func:`~scan_strings`) decodes and
 validates every string (pycocotools does not: a corrupt string can decode into more pixels than
 the frame has) and records each mask's area and foreground span; the intersection kernels decode
 the strings again, group by group, straight into run boundaries. Run lengths are only
@@ -34,7 +34,7 @@ __all__ = [
     "run_chunks",
 ]
 
-# Texts of the problem codes of ovis_jax._src.cpu_kernels.scan_strings (1..4).
+# Texts of the problem codes of ovis_jax._src.backends.cpu.kernels.scan_strings (1..4).
 _PROBLEMS = {
     1: "compressed RLE has a character outside '0'..'o'",
     2: "compressed RLE string ends in the middle of a value",
@@ -191,7 +191,7 @@ class MaskTable:
     def runs(self) -> tuple[np.ndarray, np.ndarray]:
         """``(counts, run_start)``: int32 run lengths of all present frames and int64[F + 1]
         offsets of each frame's runs in them (decoded on first use, then kept)."""
-        from ovis_jax._src import cpu_kernels
+        from ovis_jax._src.backends.cpu import kernels as cpu_kernels
 
         present = np.flatnonzero(self.frame_string >= 0)
         strings = self.frame_string[present]
@@ -267,7 +267,7 @@ def mask_table(
         FormatError: naming the first bad frame (track and frame) and the problem: a malformed
             string, or run lengths that do not sum to height × width.
     """
-    from ovis_jax._src import cpu_kernels
+    from ovis_jax._src.backends.cpu import kernels as cpu_kernels
 
     n = char_start.shape[0] - 1
     codes = np.zeros(n, dtype=np.int8)

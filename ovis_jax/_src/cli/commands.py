@@ -1,7 +1,7 @@
 """The workflow commands beside ``eval``: ``python -m ovis_jax.check``, ``.pack`` and ``.split``.
 
 Each prints what it did on stdout and reports a problem as one ``error:`` line on stderr with
-exit status 2 (through :func:`ovis_jax._src.cli.run_guarded`); ``check`` also exits 2 when the
+exit status 2 (through :func:`ovis_jax._src.cli.eval.run_guarded`); ``check`` also exits 2 when the
 file has problems, after listing them.
 """
 
@@ -12,11 +12,17 @@ import json
 import os
 from collections.abc import Sequence
 
-from ovis_jax._src.check import check_results
-from ovis_jax._src.cli import EXIT_ERROR, _CliError, _printable_streams, _start_numba, run_guarded
-from ovis_jax._src.loading import load_ground_truth, parse_untyped, read_bytes
-from ovis_jax._src.pack import MEMBER, pack_results
-from ovis_jax._src.split import split_ground_truth
+from ovis_jax._src.cli.eval import (
+    EXIT_ERROR,
+    _CliError,
+    _printable_streams,
+    _start_numba,
+    run_guarded,
+)
+from ovis_jax._src.io.loading import load_ground_truth, parse_untyped, read_bytes
+from ovis_jax._src.workflow.check import check_results
+from ovis_jax._src.workflow.pack import MEMBER, pack_results
+from ovis_jax._src.workflow.split import split_ground_truth
 
 __all__ = ["check_main", "pack_main", "split_main"]
 

@@ -14,10 +14,10 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from ovis_jax._src import progress
-from ovis_jax._src.grouping import length_views
-from ovis_jax._src.loading import GroundTruth, Results
+from ovis_jax._src.backends.grouping import length_views
+from ovis_jax._src.io.loading import GroundTruth, Results
+from ovis_jax._src.metrics.ap.summary import EvalResult, result_from_arrays
 from ovis_jax._src.params import EvalParams
-from ovis_jax._src.summary import EvalResult, result_from_arrays
 
 __all__ = ["evaluate_reference", "greedy_match", "track_iou"]
 
@@ -222,7 +222,7 @@ def _accumulate(evals, video_ids, cat_ids, params: EvalParams, n_o: int):
 def _reference_matches(gt: GroundTruth, res: Results, pairs, evals, params: EvalParams):
     """The per-result :class:`~ovis_jax.Matches` from the plain matching (area and occlusion
     range "all"): the ground truth at the 0.5 threshold, IoUs, matched flags."""
-    from ovis_jax._src.matches import assemble_matches, threshold_index
+    from ovis_jax._src.metrics.matches import assemble_matches, threshold_index
 
     t0 = threshold_index(params)
     n_t = len(params.iou_thresholds)

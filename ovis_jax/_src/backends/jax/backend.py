@@ -1,8 +1,8 @@
 """The JAX backend: host bookkeeping (grouping, ranks, padding) around the device kernels.
 
 Device work (jit, float64/int64 under a scoped ``jax.enable_x64``): intersections
-(:mod:`ovis_jax._src.iou`), greedy matching (:mod:`ovis_jax._src.matching`) and accumulation
-(:mod:`ovis_jax._src.accumulation`). Host work (NumPy, variable sizes): which results and ground
+(:mod:`~iou`), greedy matching (:mod:`~matching`) and accumulation
+(:mod:`~accumulation`). Host work (NumPy, variable sizes): which results and ground
 truths form each (video, category) group, score ranks, ignore flags, padding to bucket sizes.
 The caller's global x64 setting is never changed.
 """
@@ -17,8 +17,7 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from ovis_jax._src.accumulation import accumulate
-from ovis_jax._src.grouping import (
+from ovis_jax._src.backends.grouping import (
     bucket,
     group_tracks,
     gt_ignore_flags,
@@ -27,13 +26,14 @@ from ovis_jax._src.grouping import (
     ragged_arange,
     range_flags,
 )
-from ovis_jax._src.iou import track_ious
-from ovis_jax._src.loading import GroundTruth, Results
-from ovis_jax._src.matching import match_groups
+from ovis_jax._src.backends.jax.accumulation import accumulate
+from ovis_jax._src.backends.jax.iou import track_ious
+from ovis_jax._src.backends.jax.matching import match_groups
+from ovis_jax._src.io.loading import GroundTruth, Results
+from ovis_jax._src.masks.rle import MaskTable
+from ovis_jax._src.metrics.ap.summary import EvalResult, result_from_arrays
 from ovis_jax._src.params import EvalParams
 from ovis_jax._src.progress import Stopwatch, stage
-from ovis_jax._src.rle import MaskTable
-from ovis_jax._src.summary import EvalResult, result_from_arrays
 
 __all__ = ["MatchInput", "evaluate_jax", "evaluate_tracks", "match_and_accumulate", "pair_frames"]
 
@@ -225,7 +225,7 @@ def evaluate_jax(
     """Evaluates with the JAX kernels on JAX's default device; numbers equal the reference's.
 
     The masks' bytes go to the device once, are decoded and intersected there
-    (:func:`ovis_jax._src.device_rle.device_pair_intersections`); matching and accumulation are
+    (:func:`~device_pair_intersections`); matching and accumulation are
     jitted kernels. On a CPU-only machine this runs XLA on the CPU, which is much slower than
     the ``cpu`` backend (see the README).
 
@@ -239,7 +239,7 @@ def evaluate_jax(
     Returns:
         The :class:`~ovis_jax.EvalResult`.
     """
-    from ovis_jax._src.device_rle import device_pair_intersections
+    from ovis_jax._src.backends.jax.device_rle import device_pair_intersections
 
     d, g = results.masks, gt.masks
 
@@ -382,7 +382,7 @@ def evaluate_tracks(
             lap("length_ranges")
     found = None
     if matches and results is not None:
-        from ovis_jax._src.matches import match_records
+        from ovis_jax._src.metrics.matches import match_records
 
         found = match_records(gt, results, groups, ious, params=params)
         lap("matches")

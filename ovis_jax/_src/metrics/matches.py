@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ovis_jax._src.grouping import Groups, group_tracks, gt_ignore_flags
+from ovis_jax._src.backends.grouping import Groups, group_tracks, gt_ignore_flags
 from ovis_jax._src.params import EvalParams
 
 __all__ = ["Matches", "assemble_matches", "match_records", "matches_lines", "write_matches"]
@@ -79,7 +79,7 @@ def _best_ious(groups: Groups, ious: np.ndarray) -> np.ndarray:
 
 def _overflow_ious(gt, results, overflow: np.ndarray) -> np.ndarray:
     """float64[len(overflow)] best IoU of results never kept (beyond the max-detection cut)."""
-    from ovis_jax._src.cpu_backend import pair_ious
+    from ovis_jax._src.backends.cpu.backend import pair_ious
 
     if overflow.size == 0:
         return np.zeros(0)
@@ -107,7 +107,9 @@ def match_records(gt, results, groups: Groups, ious: np.ndarray, *, params: Eval
         ious: float64[pairs] the pair IoUs, per group result-major.
         params: the evaluation parameters (thresholds; area and occlusion range 0 is "all").
     """
-    from ovis_jax._src import cpu_kernels  # numba: imported when matches are asked for
+    from ovis_jax._src.backends.cpu import (
+        kernels as cpu_kernels,  # numba: imported when matches are asked for
+    )
 
     g_track = groups.g_track
     g_ignore = gt_ignore_flags(gt, params)[g_track, 0, 0]

@@ -1,10 +1,10 @@
 """The CPU backend: compiled numba kernels from the masks' bytes to the precision-recall arrays.
 
-Path: group the tracks (host NumPy, :mod:`ovis_jax._src.grouping`) → exact intersections of every
+Path: group the tracks (host NumPy, :mod:`~grouping`) → exact intersections of every
 (result, ground truth) pair of each group, decoding each group's RLE strings once and merging
-run boundaries (:func:`~ovis_jax._src.cpu_kernels.group_intersections`) → float64 IoUs → the
-official greedy walk (:func:`~ovis_jax._src.cpu_kernels.match_groups`) → accumulation
-(:func:`~ovis_jax._src.cpu_kernels.accumulate`). Chunks of groups / categories run in a thread per
+run boundaries (:func:`~group_intersections`) → float64 IoUs → the
+official greedy walk (:func:`~ovis_jax._src.backends.cpu.kernels.match_groups`) → accumulation
+(:func:`~accumulate`). Chunks of groups / categories run in a thread per
 core. JAX is neither imported nor used.
 """
 
@@ -15,8 +15,8 @@ import logging
 
 import numpy as np
 
-from ovis_jax._src import cpu_kernels as K
-from ovis_jax._src.grouping import (
+from ovis_jax._src.backends.cpu import kernels as K
+from ovis_jax._src.backends.grouping import (
     Groups,
     group_tracks,
     gt_ignore_flags,
@@ -24,11 +24,11 @@ from ovis_jax._src.grouping import (
     not_ignored_counts,
     range_flags,
 )
-from ovis_jax._src.loading import GroundTruth, Results
+from ovis_jax._src.io.loading import GroundTruth, Results
+from ovis_jax._src.masks.rle import MaskTable, run_chunks
+from ovis_jax._src.metrics.ap.summary import EvalResult, result_from_arrays
 from ovis_jax._src.params import EvalParams
 from ovis_jax._src.progress import Stopwatch, stage
-from ovis_jax._src.rle import MaskTable, run_chunks
-from ovis_jax._src.summary import EvalResult, result_from_arrays
 
 __all__ = ["evaluate_cpu", "pair_ious"]
 
@@ -180,7 +180,7 @@ def evaluate_cpu(
         lap("length_ranges")
     found = None
     if matches:
-        from ovis_jax._src.matches import match_records
+        from ovis_jax._src.metrics.matches import match_records
 
         found = match_records(gt, results, groups, ious, params=params)
         lap("matches")

@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterator, Sequence
 
 from ovis_jax._src.errors import FormatError
 from ovis_jax._src.evaluation import BACKENDS, evaluate, resolve_backend
-from ovis_jax._src.loading import load_ground_truth, load_results, parse_untyped, read_bytes
-from ovis_jax._src.summary import (
+from ovis_jax._src.io.loading import load_ground_truth, load_results, parse_untyped, read_bytes
+from ovis_jax._src.metrics.ap.summary import (
     format_groups,
     format_length,
     format_per_category,
@@ -331,7 +331,7 @@ def _run(args: argparse.Namespace, gt_path: str, results_path: str) -> None:
                 print()
                 print(text)
         if result.errors is not None:
-            from ovis_jax._src.error_analysis import format_errors
+            from ovis_jax._src.metrics.tive import format_errors
 
             print()
             print(format_errors(result.errors))
@@ -392,15 +392,15 @@ def _write_outputs(args: argparse.Namespace, result) -> None:
         _write_json(args.json_out, document)
         logger.info("wrote %s", args.json_out)
     if args.matches is not None:
-        from ovis_jax._src.matches import write_matches
+        from ovis_jax._src.metrics.matches import write_matches
 
         _writing(args.matches, lambda: write_matches(result.matches, args.matches))
     if args.arrays is not None:
-        from ovis_jax._src.export import save_arrays
+        from ovis_jax._src.io.export import save_arrays
 
         _writing(args.arrays, lambda: save_arrays(result, args.arrays))
     if args.plots is not None:
-        from ovis_jax._src.plots import plot_results
+        from ovis_jax._src.metrics.plots import plot_results
 
         paths = _writing(args.plots, lambda: plot_results(result, args.plots))
         logger.info("plots: %s", ", ".join(paths))
@@ -463,7 +463,8 @@ def _kernels_cached() -> bool:
     """Whether numba's disk cache holds the CPU kernels for the current sources (best effort,
     through numba's cache objects; True when it cannot tell)."""
     try:
-        from ovis_jax._src import cpu_kernels, segjson
+        from ovis_jax._src.backends.cpu import kernels as cpu_kernels
+        from ovis_jax._src.io import segjson
 
         kernels = (
             segjson._walk_all,
@@ -496,7 +497,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     if (args.gt is None) != (args.results is None):
         parser.error("--gt and --results go together (or give neither, for the demo)")
     if args.plots is not None:
-        from ovis_jax._src.plots import MATPLOTLIB_HINT, have_matplotlib
+        from ovis_jax._src.metrics.plots import MATPLOTLIB_HINT, have_matplotlib
 
         if not have_matplotlib():
             print(f"error: --plots needs matplotlib: {MATPLOTLIB_HINT}", file=sys.stderr)

@@ -29,8 +29,8 @@ import numpy as np
 
 from ovis_jax._src import messages, progress
 from ovis_jax._src.errors import FormatError
+from ovis_jax._src.masks.rle import MaskTable, mask_table
 from ovis_jax._src.params import OCCLUSION_SCORES
-from ovis_jax._src.rle import MaskTable, mask_table
 
 __all__ = [
     "GroundTruth",
@@ -196,7 +196,7 @@ def _size_error(where: str, size: list[int], h: int, w: int) -> FormatError:
 
 class _TypedTrack(msgspec.Struct):
     """A result or annotation as the fast path parses it: ``segmentations`` stays a raw JSON
-    slice of the file (read by :mod:`ovis_jax._src.segjson`), the other keys are parsed untyped
+    slice of the file (read by :mod:`ovis_jax._src.io.segjson`), the other keys are parsed untyped
     and validated like any parsed object. Unknown keys are skipped."""
 
     segmentations: msgspec.Raw
@@ -228,10 +228,10 @@ def _as_dict(track: _TypedTrack) -> dict:
 
 def _parse(raw: bytes, decoder: msgspec.json.Decoder, label: str) -> Any:
     """Parses JSON bytes: the fast path's typed structs when the file has the expected shape
-    and every segmentation list is in the common form (see :mod:`ovis_jax._src.segjson`), else
+    and every segmentation list is in the common form (see :mod:`ovis_jax._src.io.segjson`), else
     the general untyped objects; the standard library's parser is the last resort (it reads
     numbers that overflow float64 as infinities, which validation then names)."""
-    from ovis_jax._src import segjson
+    from ovis_jax._src.io import segjson
 
     try:
         typed = decoder.decode(raw)

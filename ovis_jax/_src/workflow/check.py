@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ovis_jax._src.errors import FormatError
-from ovis_jax._src.loading import (
+from ovis_jax._src.io.loading import (
     _TYPED_RESULTS,
     GroundTruth,
     Results,

@@ -1,7 +1,7 @@
 """Device side of the streaming evaluator: pure, jittable functions of fixed shapes.
 
 :func:`update_state` writes a batch's per-video results into a
-:class:`~ovis_jax._src.streaming_state.StreamingState`; :func:`video_stats` computes them for
+:class:`~ovis_jax._src.streaming.state.StreamingState`; :func:`video_stats` computes them for
 one video by gathering its predictions at the ground truth's foreground pixel slots (the work is
 N × L per video, independent of G and of the canvas). :func:`resize_masks` prepares
 model-resolution masks for it.
@@ -19,8 +19,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ovis_jax._src.streaming_state import StreamingState
-from ovis_jax._src.streaming_tables import BLOCK, INT32_LIMIT, GTBatch
+from ovis_jax._src.streaming.state import StreamingState
+from ovis_jax._src.streaming.tables import BLOCK, INT32_LIMIT, GTBatch
 
 __all__ = [
     "batch_sharding",

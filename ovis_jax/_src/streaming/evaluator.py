@@ -52,9 +52,9 @@ N predictions per video (``max_predictions`` in the state), G ground-truth track
 largest number over the ground truth), U foreground runs and L pixel slots per video.
 
 Layout: the state and its algebra (``merge``, ``reduce``) are in
-:mod:`~ovis_jax._src.streaming_state`, the ground truth's host tables and ``prepare`` in
-:mod:`~ovis_jax._src.streaming_tables`, the jitted per-video core in
-:mod:`~ovis_jax._src.streaming_core`; this module is the host façade.
+:mod:`~ovis_jax._src.streaming.state`, the ground truth's host tables and ``prepare`` in
+:mod:`~ovis_jax._src.streaming.tables`, the jitted per-video core in
+:mod:`~ovis_jax._src.streaming.core`; this module is the host façade.
 
 Device work is jitted and fixed-shape: one compilation per input shape and dtype, never a
 retrace across batches of the same shape. ``update`` does not wait for the device: a video given
@@ -90,18 +90,18 @@ import jax
 import numpy as np
 
 from ovis_jax._src import messages
-from ovis_jax._src.jax_backend import evaluate_tracks
-from ovis_jax._src.loading import GroundTruth
+from ovis_jax._src.backends.jax.backend import evaluate_tracks
+from ovis_jax._src.io.loading import GroundTruth
+from ovis_jax._src.metrics.ap.summary import EvalResult
 from ovis_jax._src.params import EvalParams
-from ovis_jax._src.streaming_core import (
+from ovis_jax._src.streaming.core import (
     batch_sharding,
     resize_masks,
     update_state,
     update_state_jit,
 )
-from ovis_jax._src.streaming_state import StreamingState, check_fingerprint, check_like
-from ovis_jax._src.streaming_tables import INT32_LIMIT, GTBatch, build_tables, host_ints, prepare
-from ovis_jax._src.summary import EvalResult
+from ovis_jax._src.streaming.state import StreamingState, check_fingerprint, check_like
+from ovis_jax._src.streaming.tables import INT32_LIMIT, GTBatch, build_tables, host_ints, prepare
 
 __all__ = ["GTBatch", "StreamingEvaluator", "StreamingState", "resize_masks"]
 

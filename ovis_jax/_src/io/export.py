@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from ovis_jax._src.summary import EvalResult
+from ovis_jax._src.metrics.ap.summary import EvalResult
 
 __all__ = ["arrays_of", "save_arrays"]
 

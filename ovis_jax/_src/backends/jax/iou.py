@@ -16,14 +16,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ovis_jax._src.rle import MaskTable, run_chunks
+from ovis_jax._src.masks.rle import MaskTable, run_chunks
 
 __all__ = ["RunTable", "track_ious"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class RunTable:
-    """Foreground runs of every frame of a :class:`~ovis_jax._src.rle.MaskTable` (host, NumPy).
+    """Foreground runs of every frame of a :class:`~MaskTable` (host, NumPy).
 
     Attributes:
         start: int32[U] first pixel (column-major position) of each run within its frame.

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from ovis_jax._src.loading import GroundTruth, Results, _fingerprint
-from ovis_jax._src.summary import EvalResult, summarize
+from ovis_jax._src.io.loading import GroundTruth, Results, _fingerprint
+from ovis_jax._src.metrics.ap.summary import EvalResult, summarize
 
 __all__ = [
     "PARTITION_GROUPS",

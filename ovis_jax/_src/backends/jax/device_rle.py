@@ -52,7 +52,7 @@ Shapes use the legend of :mod:`ovis_jax._src.legend` (S strings, C characters, Y
 U runs, J pair-frames, P pairs).
 
 Meant for a GPU: on a CPU, XLA's cumulative sums and binary searches are ~15× slower than NumPy's,
-and the host path of :mod:`ovis_jax._src.iou` is the faster choice there.
+and the host path of :mod:`ovis_jax._src.backends.jax.iou` is the faster choice there.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ovis_jax._src.grouping import bucket
+from ovis_jax._src.backends.grouping import bucket
 
 __all__ = ["device_pair_intersections"]
 
@@ -79,7 +79,7 @@ _ZERO_CHAR = 48  # b"0": a one-character value 0, used as padding
 
 
 def _bucket(n: int) -> int:
-    """The padded size of ``n`` elements (see :func:`ovis_jax._src.grouping.bucket`)."""
+    """The padded size of ``n`` elements (see :func:`ovis_jax._src.backends.grouping.bucket`)."""
     return bucket(n, _MIN_BUCKET)
 
 

@@ -1,0 +1,1 @@
+"""backends: see the README's "Layout"."""

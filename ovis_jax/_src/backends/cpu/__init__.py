@@ -1,0 +1,1 @@
+"""backends.cpu: see the README's "Layout"."""

@@ -1,0 +1,1 @@
+"""backends.jax: see the README's "Layout"."""

@@ -1,0 +1,1 @@
+"""io: see the README's "Layout"."""

@@ -1,0 +1,1 @@
+"""masks: see the README's "Layout"."""

@@ -1,0 +1,1 @@
+"""metrics.ap: see the README's "Layout"."""

@@ -1,0 +1,1 @@
+"""streaming: see the README's "Layout"."""

@@ -1,0 +1,1 @@
+"""workflow: see the README's "Layout"."""

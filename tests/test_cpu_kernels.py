@@ -18,6 +18,7 @@ from ovis_jax._src.backends.cpu import kernels as K
 from ovis_jax._src.backends.cpu.backend import pair_ious
 from ovis_jax._src.backends.grouping import group_tracks
 from ovis_jax._src.backends.reference import greedy_match, track_iou
+from ovis_jax._src.masks import scan as S
 from ovis_jax.testing import synthetic
 
 logging.getLogger("ovis_jax").setLevel(logging.ERROR)
@@ -30,7 +31,7 @@ def _buffer(strings: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     return chars, start
 
 
-def _scan(strings: list[bytes], fn=K.scan_strings) -> dict[str, np.ndarray]:
+def _scan(strings: list[bytes], fn=S.scan_strings) -> dict[str, np.ndarray]:
     chars, start = _buffer(strings)
     n = len(strings)
     out = {k: np.zeros(n, np.int64) for k in ("totals", "areas", "firsts", "lasts", "nvals")}
@@ -67,7 +68,7 @@ def test_scan_equals_pycocotools(seed):
     rng = np.random.default_rng(seed)
     masks = _random_masks(rng, 60)
     got = _scan([_encode(m) for m in masks])
-    assert (got["codes"] == K.OK).all()
+    assert (got["codes"] == S.OK).all()
     for i, m in enumerate(masks):
         flat = m.flatten(order="F")
         fg = np.flatnonzero(flat)
@@ -82,27 +83,27 @@ def test_scan_size_zero_and_empty_string():
     got = _scan([])
     assert all(v.shape == (0,) for v in got.values())
     got = _scan([b""])  # no values at all: sums to 0, the caller then rejects the size
-    assert got["codes"].tolist() == [K.OK] and got["totals"].tolist() == [0]
+    assert got["codes"].tolist() == [S.OK] and got["totals"].tolist() == [0]
 
 
 @pytest.mark.parametrize(
     ("string", "code"),
     [
-        (b"3 1", K.BAD_CHAR),  # ' ' is below '0'
-        (b"3p", K.BAD_CHAR),  # 'p' is above 'o'
-        (b"0`", K.TRUNCATED),  # '`' = 48 + 48 sets the continuation bit and the string ends
-        (b"````````0", K.TOO_LONG),  # 9 characters for one value
-        (b"@", K.NEGATIVE),  # "@" = 48 + 16: the sign bit alone, value -32
+        (b"3 1", S.BAD_CHAR),  # ' ' is below '0'
+        (b"3p", S.BAD_CHAR),  # 'p' is above 'o'
+        (b"0`", S.TRUNCATED),  # '`' = 48 + 48 sets the continuation bit and the string ends
+        (b"````````0", S.TOO_LONG),  # 9 characters for one value
+        (b"@", S.NEGATIVE),  # "@" = 48 + 16: the sign bit alone, value -32
     ],
 )
 def test_scan_flags_malformed_strings(string, code):
-    assert _scan([b"1", string, b"1"])["codes"].tolist() == [K.OK, code, K.OK]
+    assert _scan([b"1", string, b"1"])["codes"].tolist() == [S.OK, code, S.OK]
 
 
 def test_scan_jitted_equals_pure_python():
     rng = np.random.default_rng(3)
     strings = [_encode(m) for m in _random_masks(rng, 12)] + [b"3p", b"0`"]
-    a, b = _scan(strings), _scan(strings, K.scan_strings.py_func)
+    a, b = _scan(strings), _scan(strings, S.scan_strings.py_func)
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
@@ -164,7 +165,7 @@ def test_matching_equals_the_literal_walk(seed):
 
 def test_no_recompilation_across_sizes():
     """Inputs of other sizes, from files or parsed objects, reuse the compiled kernels."""
-    kernels = (K.scan_strings, K.group_intersections, K.match_groups, K.accumulate)
+    kernels = (S.scan_strings, K.group_intersections, K.match_groups, K.accumulate)
     ovis_jax.evaluate(*synthetic.random_dataset(seed=0), backend="cpu")
     before = [len(k.signatures) for k in kernels]
     for n in (1, 5, 40):

@@ -465,10 +465,11 @@ def _kernels_cached() -> bool:
     try:
         from ovis_jax._src.backends.cpu import kernels as cpu_kernels
         from ovis_jax._src.io import segjson
+        from ovis_jax._src.masks import scan
 
         kernels = (
             segjson._walk_all,
-            cpu_kernels.scan_strings,
+            scan.scan_strings,
             cpu_kernels.group_intersections,
             cpu_kernels.match_groups,
             cpu_kernels.accumulate,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ovis_jax._src.masks.rle import run_chunks
+from ovis_jax._src.parallel import run_chunks
 
 __all__ = ["read_segmentations"]
 

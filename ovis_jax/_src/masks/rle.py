@@ -15,26 +15,23 @@ materialised for the consumers that want them (the streaming evaluator, the devi
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import functools
-import itertools
-import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from ovis_jax._src.errors import FormatError
+from ovis_jax._src.parallel import run_chunks
 
 __all__ = [
     "MaskTable",
     "encode_dense",
     "mask_table",
     "rle_problem",
-    "run_chunks",
 ]
 
-# Texts of the problem codes of ovis_jax._src.backends.cpu.kernels.scan_strings (1..4).
+# Texts of the problem codes of ovis_jax._src.masks.scan.scan_strings (1..4).
 _PROBLEMS = {
     1: "compressed RLE has a character outside '0'..'o'",
     2: "compressed RLE string ends in the middle of a value",
@@ -46,39 +43,6 @@ _PROBLEMS = {
 def rle_problem(code: int) -> str:
     """Human-readable description of a decoder problem code."""
     return _PROBLEMS[int(code)]
-
-
-def run_chunks(
-    fn, n: int, *, cost: np.ndarray | None = None, min_cost: int = 1, max_cost: int | None = None
-) -> None:
-    """Calls ``fn(i0, i1)`` on ``[0, n)`` split into chunks of about equal cost, in threads.
-
-    ``fn`` must release the GIL (a ``nogil`` kernel, or NumPy) and write disjoint outputs per
-    chunk.
-
-    Args:
-        fn: the work on items ``i0:i1``.
-        n: number of items.
-        cost: int[n] estimated cost of each item (default 1 each).
-        min_cost: below this total cost everything runs in one call, in the calling thread.
-        max_cost: if set, no chunk costs much more than this (bounds ``fn``'s temporaries).
-    """
-    csum = np.cumsum(cost if cost is not None else np.ones(n, np.int64))
-    total = int(csum[-1]) if n else 0
-    workers = max(1, min(os.cpu_count() or 1, n))
-    chunks = 4 * workers if total >= min_cost else 1
-    if max_cost:
-        chunks = max(chunks, -(-total // max_cost))
-    goals = np.linspace(0, total, chunks + 1)[1:-1]
-    bounds = np.unique(np.concatenate([[0], np.searchsorted(csum, goals) + 1, [n]]))
-    bounds = np.minimum(bounds, n).tolist()
-    spans = list(itertools.pairwise(bounds)) or [(0, n)]
-    if workers <= 1 or len(spans) == 1:
-        for i0, i1 in spans:
-            fn(i0, i1)
-        return
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(lambda span: fn(*span), spans))
 
 
 def encode_dense(mask: np.ndarray) -> dict:
@@ -191,7 +155,7 @@ class MaskTable:
     def runs(self) -> tuple[np.ndarray, np.ndarray]:
         """``(counts, run_start)``: int32 run lengths of all present frames and int64[F + 1]
         offsets of each frame's runs in them (decoded on first use, then kept)."""
-        from ovis_jax._src.backends.cpu import kernels as cpu_kernels
+        from ovis_jax._src.masks import scan
 
         present = np.flatnonzero(self.frame_string >= 0)
         strings = self.frame_string[present]
@@ -201,7 +165,7 @@ class MaskTable:
         np.cumsum(frame_runs, out=run_start[1:])
         counts = np.empty(int(run_start[-1]), dtype=np.int32)
         run_chunks(
-            lambda i0, i1: cpu_kernels.decode_lengths(
+            lambda i0, i1: scan.decode_lengths(
                 self.chars, self.char_start, strings, run_start[present], i0, i1, counts
             ),
             strings.shape[0],
@@ -267,13 +231,13 @@ def mask_table(
         FormatError: naming the first bad frame (track and frame) and the problem: a malformed
             string, or run lengths that do not sum to height × width.
     """
-    from ovis_jax._src.backends.cpu import kernels as cpu_kernels
+    from ovis_jax._src.masks import scan
 
     n = char_start.shape[0] - 1
     codes = np.zeros(n, dtype=np.int8)
     totals, areas, firsts, lasts, nvals = (np.zeros(n, dtype=np.int64) for _ in range(5))
     run_chunks(
-        lambda s0, s1: cpu_kernels.scan_strings(
+        lambda s0, s1: scan.scan_strings(
             chars, char_start, s0, s1, codes, totals, areas, firsts, lasts, nvals
         ),
         n,

@@ -25,8 +25,9 @@ from ovis_jax._src.backends.grouping import (
     range_flags,
 )
 from ovis_jax._src.io.loading import GroundTruth, Results
-from ovis_jax._src.masks.rle import MaskTable, run_chunks
+from ovis_jax._src.masks.rle import MaskTable
 from ovis_jax._src.metrics.ap.summary import EvalResult, result_from_arrays
+from ovis_jax._src.parallel import run_chunks
 from ovis_jax._src.params import EvalParams
 from ovis_jax._src.progress import Stopwatch, stage
 

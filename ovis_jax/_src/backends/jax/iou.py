@@ -16,7 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ovis_jax._src.masks.rle import MaskTable, run_chunks
+from ovis_jax._src.masks.rle import MaskTable
+from ovis_jax._src.parallel import run_chunks
 
 __all__ = ["RunTable", "track_ious"]
 

@@ -15,10 +15,10 @@ from pycocotools import mask as mask_utils
 
 import ovis_jax
 from ovis_jax._src.backends.cpu import kernels as K
-from ovis_jax._src.backends.cpu.backend import pair_ious
 from ovis_jax._src.backends.grouping import group_tracks
 from ovis_jax._src.backends.reference import greedy_match, track_iou
 from ovis_jax._src.masks import scan as S
+from ovis_jax._src.similarity.cpu import pair_ious
 from ovis_jax.testing import synthetic
 
 logging.getLogger("ovis_jax").setLevel(logging.ERROR)

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 import ovis_jax
+from ovis_jax._src.backends.base import get_backend
 from ovis_jax._src.metrics import tive as EA
 from ovis_jax._src.metrics.tive import (
     ERROR_TYPES,
@@ -359,9 +360,9 @@ def test_fixes_equal_evaluating_the_fixed_file(seed: int) -> None:
     gt, res = _load(gt_doc, res_doc)
     got = analyze_errors(gt, res)
     kept = EA._kept(gt, res, ovis_jax.EvalParams())
-    videos = EA._videos(gt, res, kept, "cpu")
-    matched = EA._match(videos, kept, "cpu")
-    label, ref = EA._labels(videos, kept, matched, res, gt, "cpu")
+    videos = EA._videos(gt, res, kept, get_backend("cpu"))
+    matched = EA._match(videos, kept, get_backend("cpu"))
+    label, ref = EA._labels(videos, kept, matched, res, gt, get_backend("cpu"))
     used = np.zeros(gt.ann_id.shape[0], dtype=bool)
     used[matched[matched >= 0]] = True
     winner, _ = EA._fixers(kept, label, ref, used)

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from ovis_jax._src.backends.base import backend_names, get_backend
+from ovis_jax._src.backends.pipeline import run_pipeline
 from ovis_jax._src.errors import FormatError
 from ovis_jax._src.io.loading import (
     NO_ANNOTATIONS,
@@ -35,7 +37,7 @@ __all__ = ["BACKENDS", "accelerator_present", "evaluate", "resolve_backend"]
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("cpu", "jax", "reference")
+BACKENDS = backend_names()
 
 #: Below this many bytes of RLE strings, ``backend="auto"`` stays on the CPU even when an
 #: accelerator is present (transfers and kernel launches would not pay; not yet measured on
@@ -169,17 +171,7 @@ def evaluate(
 
 
 def _run_backend(chosen: str, gt: GroundTruth, results: Results, **options) -> EvalResult:
-    if chosen == "reference":
-        from ovis_jax._src.backends.reference import evaluate_reference
-
-        return evaluate_reference(gt, results, **options)
-    if chosen == "cpu":
-        from ovis_jax._src.backends.cpu.backend import evaluate_cpu
-
-        return evaluate_cpu(gt, results, **options)
-    from ovis_jax._src.backends.jax.backend import evaluate_jax
-
-    return evaluate_jax(gt, results, **options)
+    return run_pipeline(get_backend(chosen), gt, results, **options)
 
 
 def _with_groups(result: EvalResult, group_ids: Mapping[str, np.ndarray]) -> EvalResult:

@@ -7,43 +7,22 @@ the README's "The metric".
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
 from ovis_jax._src import progress
-from ovis_jax._src.backends.grouping import length_views
 from ovis_jax._src.io.loading import GroundTruth, Results
-from ovis_jax._src.metrics.ap.summary import EvalResult, result_from_arrays
 from ovis_jax._src.params import EvalParams
+from ovis_jax._src.similarity.reference import frame_ious, track_iou
 
-__all__ = ["evaluate_reference", "greedy_match", "track_iou"]
+__all__ = ["ReferenceBackend", "greedy_match", "track_iou"]
 
 logger = logging.getLogger(__name__)
 
 EPS = np.spacing(1)  # 2.220446049250313e-16
-
-
-def track_iou(d_frames, g_frames) -> float:
-    """metric step 6: IoU of two tracks, summed over frames (pycocotools per-frame operations).
-
-    Args:
-        d_frames: per frame, a compressed RLE dict or None.
-        g_frames: per frame, a compressed RLE dict or None.
-    """
-    inter = 0
-    union = 0
-    for d, g in zip(d_frames, g_frames, strict=True):
-        if d is not None and g is not None:
-            inter += int(mask_utils.area(mask_utils.merge([d, g], intersect=True)))
-            union += int(mask_utils.area(mask_utils.merge([d, g], intersect=False)))
-        elif d is not None:
-            union += int(mask_utils.area(d))
-        elif g is not None:
-            union += int(mask_utils.area(g))
-    return float(inter) / float(union) if union > 0 else 0.0
 
 
 def greedy_match(
@@ -105,20 +84,21 @@ def _in_range(value: float, lo: float, hi: float) -> bool:
     return lo <= value <= hi  # ranges are inclusive at both ends (metric step 7)
 
 
-def _pair_ious(
-    gt: GroundTruth, res: Results, g_idx: list[int], d_idx: list[int], params: EvalParams
-) -> _Pair:
-    max_det = params.max_dets[-1]
-    # Step 5: results by score, highest first, stable; keep the first max_det.
+def _ranked_pair(res: Results, g_idx: list[int], d_idx: list[int], max_det: int) -> _Pair:
+    """Step 5: results by score, highest first, stable; keep the first ``max_det``."""
     order = sorted(range(len(d_idx)), key=lambda i: -res.score[d_idx[i]])
     ranked = [d_idx[i] for i in order]
     d_idx, overflow = ranked[:max_det], ranked[max_det:]
-    # Step 6: track IoUs.
-    ious = np.zeros((len(d_idx), len(g_idx)))
-    for i, d in enumerate(d_idx):
-        for j, g in enumerate(g_idx):
+    return _Pair(d_idx=d_idx, g_idx=g_idx, ious=np.zeros((0, 0)), overflow=overflow)
+
+
+def _with_ious(gt: GroundTruth, res: Results, pair: _Pair) -> _Pair:
+    """Step 6: the pair's track IoUs, float64[D, G]."""
+    ious = np.zeros((len(pair.d_idx), len(pair.g_idx)))
+    for i, d in enumerate(pair.d_idx):
+        for j, g in enumerate(pair.g_idx):
             ious[i, j] = track_iou(res.rles[d], gt.rles[g])
-    return _Pair(d_idx=d_idx, g_idx=g_idx, ious=ious, overflow=overflow)
+    return dataclasses.replace(pair, ious=ious)
 
 
 def _match_pair(gt: GroundTruth, res: Results, pair: _Pair, params: EvalParams) -> _PairEval:
@@ -254,63 +234,73 @@ def _reference_matches(gt: GroundTruth, res: Results, pairs, evals, params: Eval
     )
 
 
-def evaluate_reference(
-    gt: GroundTruth,
-    results: Results,
-    *,
-    params: EvalParams | None = None,
-    lengths: bool = True,
-    matches: bool = False,
-) -> EvalResult:
-    """Evaluates results against ground truth with the plain reference algorithm.
-
-    Args:
-        gt: validated ground truth.
-        results: validated results for it.
-        params: evaluation parameters (the official ones by default).
-        lengths: also run the track-length pass (track lengths and length ranges in place of
-            average areas and area ranges, same IoUs).
-        matches: also record each result's matching (``EvalResult.matches``).
-
-    Returns:
-        The :class:`EvalResult`, with precision float64[T, R, K, A, O, M] and recall
-        float64[T, K, A, O, M].
-    """
-    params = params or EvalParams()
-    video_ids = [v.id for v in gt.videos]  # ascending
-    cat_ids = [int(c) for c in gt.category_ids]  # ascending
+def _plan(gt: GroundTruth, results: Results, params: EvalParams) -> dict:
+    """Step 5 for every (video, category) pair that has something, in ascending order."""
     gts: dict[tuple[int, int], list[int]] = {}
     for g in range(gt.ann_id.shape[0]):
         gts.setdefault((int(gt.video_id[g]), int(gt.category_id[g])), []).append(g)
     dts: dict[tuple[int, int], list[int]] = {}
     for d in range(results.result_id.shape[0]):
         dts.setdefault((int(results.video_id[d]), int(results.category_id[d])), []).append(d)
-
-    # Steps 5-6, per (video, category) pair that has something.
     pairs: dict[tuple[int, int], _Pair] = {}
-    progress.stage(logger, "decode")  # masks are decoded pair by pair, with the intersections
-    progress.stage(logger, "intersections")
-    for i, v in enumerate(video_ids):
-        for k in cat_ids:
+    for v in (v.id for v in gt.videos):  # ascending
+        for k in (int(c) for c in gt.category_ids):  # ascending
             g_idx, d_idx = gts.get((v, k), []), dts.get((v, k), [])
             if g_idx or d_idx:
-                pairs[(v, k)] = _pair_ious(gt, results, g_idx, d_idx, params)
-        progress.report(logger, i + 1, len(video_ids), "videos matched")
+                pairs[(v, k)] = _ranked_pair(results, g_idx, d_idx, params.max_dets[-1])
+    return pairs
 
-    # Steps 7-11.
-    progress.stage(logger, "matching")
-    n_o = params.occlusion_bounds(gt.has_occlusion).shape[0]
-    evals = {key: _match_pair(gt, results, p, params) for key, p in pairs.items()}
-    precision, recall, scores = _accumulate(evals, video_ids, cat_ids, params, n_o)
-    length = None
-    if lengths:
-        gt_l, res_l, params_l = length_views(gt, results, params)
-        evals_l = {key: _match_pair(gt_l, res_l, p, params_l) for key, p in pairs.items()}
-        lp, lr, _ = _accumulate(evals_l, video_ids, cat_ids, params_l, 1)
-        length = (params_l, lp, lr)
-    found = _reference_matches(gt, results, pairs, evals, params) if matches else None
-    out = result_from_arrays(
-        gt, precision, recall, params=params, warnings=results.warnings, scores=scores,
-        length=length,
-    )  # fmt: skip
-    return dataclasses.replace(out, matches=found)
+
+class ReferenceBackend:
+    """The ``reference`` backend: the pipeline's stages written out plainly (the oracle)."""
+
+    name = "reference"
+
+    def context(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
+    def plan(self, gt: GroundTruth, results: Results, params: EvalParams) -> dict:
+        return _plan(gt, results, params)
+
+    def track_ious(self, gt: GroundTruth, results: Results, plan: dict) -> dict:
+        """The plan's pairs with their IoUs (masks decoded pair by pair, by pycocotools)."""
+        out, video_ids = {}, [v.id for v in gt.videos]
+        done = 0
+        for key, pair in plan.items():
+            out[key] = _with_ious(gt, results, pair)
+            while done < len(video_ids) and video_ids[done] < key[0]:
+                done += 1
+                progress.report(logger, done, len(video_ids), "videos matched")
+        progress.report(logger, len(video_ids), len(video_ids), "videos matched")
+        return out
+
+    def match(self, gt, results, plan: dict, ious: dict, params: EvalParams) -> dict:
+        return {key: _match_pair(gt, results, pair, params) for key, pair in ious.items()}
+
+    def accumulate(self, gt, results, plan: dict, flags: dict, params: EvalParams, *, scores):
+        n_o = params.occlusion_bounds(gt.has_occlusion).shape[0]
+        video_ids = [v.id for v in gt.videos]
+        cat_ids = [int(c) for c in gt.category_ids]
+        precision, recall, out_scores = _accumulate(flags, video_ids, cat_ids, params, n_o)
+        return precision, recall, (out_scores if scores else None)
+
+    def match_records(self, gt, results, plan: dict, ious: dict, params: EvalParams):
+        evals = self.match(gt, results, plan, ious, params)
+        return _reference_matches(gt, results, ious, evals, params)
+
+    def pair_ious(self, gt: GroundTruth, results: Results, groups) -> np.ndarray:
+        pair_d, pair_g = groups.pairs()
+        return np.asarray(
+            [
+                track_iou(results.rles[d], gt.rles[g])
+                for d, g in zip(pair_d.tolist(), pair_g.tolist(), strict=True)
+            ],
+            dtype=np.float64,
+        )
+
+    def greedy(self, ious, ignore, crowd, threshold: float) -> np.ndarray:
+        found = greedy_match(ious, list(ignore), list(crowd), threshold)
+        return np.asarray([-1 if m is None else m for m in found], dtype=np.int64)
+
+    def frame_ious(self, gt, results, d: np.ndarray, g: np.ndarray):
+        return frame_ious(results, gt, d, g)

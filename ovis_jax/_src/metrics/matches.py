@@ -79,7 +79,7 @@ def _best_ious(groups: Groups, ious: np.ndarray) -> np.ndarray:
 
 def _overflow_ious(gt, results, overflow: np.ndarray) -> np.ndarray:
     """float64[len(overflow)] best IoU of results never kept (beyond the max-detection cut)."""
-    from ovis_jax._src.backends.cpu.backend import pair_ious
+    from ovis_jax._src.similarity.cpu import pair_ious
 
     if overflow.size == 0:
         return np.zeros(0)

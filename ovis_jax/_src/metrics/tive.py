@@ -70,6 +70,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ovis_jax._src.backends.base import Backend, get_backend
 from ovis_jax._src.backends.grouping import Groups, group_tracks, gt_ignore_flags, range_flags
 from ovis_jax._src.io.loading import GroundTruth, Results
 from ovis_jax._src.params import EvalParams
@@ -174,14 +175,12 @@ def _video_members(n_videos: int, kept_video: np.ndarray, gt_video: np.ndarray):
     return rows, r_start, cols, c_start
 
 
-def _ious_cpu(results: Results, gt: GroundTruth, d_track, rows, r_start, cols, c_start):
-    """float64 IoUs of every (kept result, ground truth) pair of each video, result-major."""
-    from ovis_jax._src.backends.cpu.backend import pair_ious
-
+def _video_groups(d_track, rows, r_start, cols, c_start) -> Groups:
+    """One group per video: every kept result (``rows``) against every ground truth (``cols``)."""
     nd, ng = np.diff(r_start), np.diff(c_start)
     pair_start = np.zeros(nd.shape[0] + 1, dtype=np.int64)
     np.cumsum(nd * ng, out=pair_start[1:])
-    groups = Groups(
+    return Groups(
         key=np.arange(nd.shape[0], dtype=np.int64),
         d_track=d_track[rows],
         d_rank=np.zeros(rows.shape[0], dtype=np.int64),
@@ -190,30 +189,14 @@ def _ious_cpu(results: Results, gt: GroundTruth, d_track, rows, r_start, cols, c
         g_start=c_start.astype(np.int64),
         pair_start=pair_start,
     )
-    return pair_ious(results.masks, gt.masks, groups), pair_start
 
 
-def _ious_reference(results: Results, gt: GroundTruth, d_track, rows, r_start, cols, c_start):
-    """The same IoUs with the reference's pycocotools track IoU."""
-    from ovis_jax._src.backends.reference import track_iou
-
-    out = []
-    for v in range(r_start.shape[0] - 1):
-        for r in rows[r_start[v] : r_start[v + 1]]:
-            for g in cols[c_start[v] : c_start[v + 1]]:
-                out.append(track_iou(results.rles[d_track[r]], gt.rles[g]))
-    nd, ng = np.diff(r_start), np.diff(c_start)
-    pair_start = np.zeros(nd.shape[0] + 1, dtype=np.int64)
-    np.cumsum(nd * ng, out=pair_start[1:])
-    return np.asarray(out, dtype=np.float64), pair_start
-
-
-def _videos(gt: GroundTruth, results: Results, kept, backend: str) -> list[_Video]:
+def _videos(gt: GroundTruth, results: Results, kept, backend: Backend) -> list[_Video]:
     """Per video position, its kept results × ground truths IoU matrix."""
     n_videos = len(gt.videos)
     rows, r_start, cols, c_start = _video_members(n_videos, kept.video, kept.gt_video)
-    fn = _ious_cpu if backend == "cpu" else _ious_reference
-    flat, pair_start = fn(results, gt, kept.track, rows, r_start, cols, c_start)
+    groups = _video_groups(kept.track, rows, r_start, cols, c_start)
+    flat, pair_start = backend.pair_ious(gt, results, groups), groups.pair_start
     out = []
     for v in range(n_videos):
         r = rows[r_start[v] : r_start[v + 1]]
@@ -227,68 +210,11 @@ def _videos(gt: GroundTruth, results: Results, kept, backend: str) -> list[_Vide
 # Per-frame IoUs: temporal overlap of (result, ground truth) pairs
 
 
-def _frame_table(masks):
-    """The same masks with every frame as its own track (track areas = frame areas)."""
-    n = masks.frame_string.shape[0]
-    per = np.diff(masks.frame_start)
-    return dataclasses.replace(
-        masks,
-        frame_start=np.arange(n + 1, dtype=np.int64),
-        height=np.repeat(masks.height, per),
-        width=np.repeat(masks.width, per),
-    )
-
-
-def _frame_ious_cpu(results: Results, gt: GroundTruth, d: np.ndarray, g: np.ndarray):
-    """Per pair (result track d, gt track g): float64[F] per-frame IoUs and bool[F] frames
-    where either mask is non-empty, concatenated, with int64[pairs + 1] offsets."""
-    from ovis_jax._src.backends.cpu.backend import pair_ious
-
-    dm, gm = results.masks, gt.masks
-    n = dm.frame_start[d + 1] - dm.frame_start[d]
-    start = np.zeros(n.shape[0] + 1, dtype=np.int64)
-    np.cumsum(n, out=start[1:])
-    local = np.arange(start[-1], dtype=np.int64) - np.repeat(start[:-1], n)
-    d_frames = np.repeat(dm.frame_start[d], n) + local
-    g_frames = np.repeat(gm.frame_start[g], n) + local
-    one = np.arange(start[-1] + 1, dtype=np.int64)
-    groups = Groups(
-        key=one[:-1], d_track=d_frames, d_rank=np.zeros_like(d_frames), d_start=one,
-        g_track=g_frames, g_start=one, pair_start=one,
-    )  # fmt: skip
-    ious = pair_ious(_frame_table(dm), _frame_table(gm), groups)
-    either = (dm.area[d_frames] > 0) | (gm.area[g_frames] > 0)
-    return ious, either, start
-
-
-def _frame_ious_reference(results: Results, gt: GroundTruth, d: np.ndarray, g: np.ndarray):
-    """The same with pycocotools per-frame intersections and unions."""
-    from pycocotools import mask as mask_utils
-
-    ious, either, n = [], [], []
-    for td, tg in zip(d.tolist(), g.tolist(), strict=True):
-        frames = list(zip(results.rles[td], gt.rles[tg], strict=True))
-        n.append(len(frames))
-        for fd, fg in frames:
-            ad = int(mask_utils.area(fd)) if fd is not None else 0
-            ag = int(mask_utils.area(fg)) if fg is not None else 0
-            inter = 0
-            if ad and ag:
-                inter = int(mask_utils.area(mask_utils.merge([fd, fg], intersect=True)))
-            union = ad + ag - inter
-            ious.append(inter / union if union else 0.0)
-            either.append(ad > 0 or ag > 0)
-    start = np.zeros(len(n) + 1, dtype=np.int64)
-    np.cumsum(n, out=start[1:])
-    return np.asarray(ious, np.float64), np.asarray(either, bool), start
-
-
-def _temporal_overlap(results, gt, d, g, backend: str) -> np.ndarray:
+def _temporal_overlap(results, gt, d, g, backend: Backend) -> np.ndarray:
     """float64[pairs]: frames with per-frame IoU > 0.1 over frames where either has a mask."""
     if d.shape[0] == 0:
         return np.zeros(0)
-    fn = _frame_ious_cpu if backend == "cpu" else _frame_ious_reference
-    ious, either, start = fn(results, gt, d, g)
+    ious, either, start = backend.frame_ious(gt, results, d, g)
     good = _segment_sums((ious > FRAME_IOU).astype(np.int64), start)
     union = _segment_sums(either.astype(np.int64), start)
     return np.divide(good, union, out=np.zeros(good.shape[0]), where=union > 0)
@@ -349,36 +275,9 @@ def _kept(gt: GroundTruth, results: Results, params: EvalParams) -> _Kept:
     )
 
 
-def _greedy(ious: np.ndarray, ignore: np.ndarray, crowd: np.ndarray, thr: float) -> np.ndarray:
-    """metric step 9 at one threshold, vectorised over the ground truths: int64[D] the matched
-    column of each result (score order), -1 if none. Among the available not-ignored ground
-    truths with IoU >= min(thr, 1 - 1e-10) the last of those with the largest IoU wins; only
-    if there is none, the same among the ignored ones (the official walk, see matching.py)."""
-    best0 = min(thr, 1 - 1e-10)
-    taken = np.zeros(ious.shape[1], dtype=bool)
-    out = np.full(ious.shape[0], -1, dtype=np.int64)
-    for i in range(ious.shape[0]):
-        ok = (~taken | crowd) & (ious[i] >= best0)
-        cand = ok & ~ignore
-        if not cand.any():
-            cand = ok & ignore
-        if cand.any():
-            best = ious[i][cand].max()
-            m = int(np.flatnonzero(cand & (ious[i] == best))[-1])
-            out[i], taken[m] = m, True
-    return out
-
-
-def _greedy_reference(ious, ignore, crowd, thr) -> np.ndarray:
-    from ovis_jax._src.backends.reference import greedy_match
-
-    found = greedy_match(ious, ignore.tolist(), crowd.tolist(), thr)
-    return np.asarray([-1 if m is None else m for m in found], dtype=np.int64)
-
-
-def _match(videos: list[_Video], kept: _Kept, backend: str) -> np.ndarray:
+def _match(videos: list[_Video], kept: _Kept, backend: Backend) -> np.ndarray:
     """int64[D] the ground-truth track each kept result is matched to at IoU 0.5, -1 if none."""
-    greedy = _greedy if backend == "cpu" else _greedy_reference
+    greedy = backend.greedy
     matched = np.full(kept.track.shape[0], -1, dtype=np.int64)
     for vid in videos:
         if vid.rows.size == 0 or vid.cols.size == 0:
@@ -427,7 +326,7 @@ def _label_video(vid: _Video, kept: _Kept, fp: np.ndarray, label, ref) -> None:
     )
 
 
-def _labels(videos, kept: _Kept, matched, results, gt, backend: str):
+def _labels(videos, kept: _Kept, matched, results, gt, backend: Backend):
     """``(label, ref)``: int64[D] each kept result's label (``_TP``, ``_IGNORED`` or an error)
     and the ground-truth track it refers to (-1 if none)."""
     hit = matched >= 0
@@ -570,7 +469,7 @@ def analyze_errors(
         raise ValueError(
             f"unknown backend {backend!r}, expected 'auto', 'cpu', 'jax' or 'reference'"
         )
-    backend = "reference" if backend == "reference" else "cpu"
+    backend = get_backend("reference" if backend == "reference" else "cpu")
     params = params or EvalParams()
     kept = _kept(gt, results, params)
     videos = _videos(gt, results, kept, backend)

@@ -10,7 +10,7 @@ core. JAX is neither imported nor used.
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import logging
 
 import numpy as np
@@ -20,60 +20,18 @@ from ovis_jax._src.backends.grouping import (
     Groups,
     group_tracks,
     gt_ignore_flags,
-    length_views,
     not_ignored_counts,
     range_flags,
 )
 from ovis_jax._src.io.loading import GroundTruth, Results
-from ovis_jax._src.masks.rle import MaskTable
-from ovis_jax._src.metrics.ap.summary import EvalResult, result_from_arrays
+from ovis_jax._src.metrics.matches import match_records
 from ovis_jax._src.parallel import run_chunks
 from ovis_jax._src.params import EvalParams
-from ovis_jax._src.progress import Stopwatch, stage
+from ovis_jax._src.similarity.cpu import frame_ious, pair_ious
 
-__all__ = ["evaluate_cpu", "pair_ious"]
+__all__ = ["CpuBackend", "greedy_one"]
 
 logger = logging.getLogger(__name__)
-
-
-def _side(masks: MaskTable) -> tuple[np.ndarray, ...]:
-    """The arrays a kernel reads for one side, plus its per-frame scratch offsets."""
-    return (
-        masks.chars,
-        masks.char_start,
-        masks.frame_string,
-        masks.frame_start,
-        masks.string_values,
-        masks.string_area,
-        masks.string_first,
-        masks.string_last,
-        np.zeros(masks.frame_string.shape[0], dtype=np.int64),
-    )
-
-
-def pair_ious(d_masks: MaskTable, g_masks: MaskTable, groups: Groups) -> np.ndarray:
-    """float64[pairs] track IoUs of every pair of every group (metric step 6), result-major.
-
-    Intersections are exact integers; ``IoU = I / (area_d + area_g - I)`` in float64, 0 where
-    the union is empty.
-    """
-    n_pairs = int(groups.pair_start[-1])
-    inter = np.zeros(n_pairs, dtype=np.int64)
-    d, g = _side(d_masks), _side(g_masks)
-    # Cost of a group: the run lengths it decodes plus those it merges (pairs x frames).
-    run_chunks(
-        lambda g0, g1: K.group_intersections(
-            d, g, groups.d_track, groups.d_start, groups.g_track, groups.g_start,
-            groups.pair_start, g0, g1, inter,
-        ),
-        groups.num_groups,
-        cost=np.diff(groups.pair_start) + 1,
-        min_cost=256,
-    )  # fmt: skip
-    pair_d, pair_g = groups.pairs()
-    union = d_masks.track_areas()[pair_d] + g_masks.track_areas()[pair_g] - inter
-    safe = np.where(union > 0, union, 1).astype(np.float64)
-    return np.where(union > 0, inter.astype(np.float64) / safe, 0.0)
 
 
 #: ``match_groups``' ``matched_gt`` when the matched ground truths are not wanted.
@@ -134,61 +92,56 @@ def _accumulate(
     return precision, recall, (out_scores if scores else None)
 
 
-def evaluate_cpu(
-    gt: GroundTruth,
-    results: Results,
-    *,
-    params: EvalParams | None = None,
-    lengths: bool = True,
-    matches: bool = False,
-) -> EvalResult:
-    """Evaluates with the compiled CPU kernels; numbers equal the reference's.
+class CpuBackend:
+    """The ``cpu`` backend: the pipeline's stages on the compiled numba kernels."""
 
-    Args:
-        gt: validated ground truth.
-        results: validated results for it.
-        params: evaluation parameters (the official ones by default).
-        lengths: also run the track-length pass (AP by track length, same IoUs).
-        matches: also record each result's matching (``EvalResult.matches``).
+    name = "cpu"
 
-    Returns:
-        The :class:`~ovis_jax.EvalResult`; ``timings`` has the seconds of each stage.
-    """
-    params = params or EvalParams()
-    watch = Stopwatch()
-    lap = watch.lap
-    stage(logger, "decode")
+    def context(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
 
-    groups = group_tracks(
-        gt, results.video_id, results.category_id, results.score, max_det=params.max_dets[-1]
-    )
-    lap("grouping")
-    stage(logger, "intersections")
-    logger.info("intersections of %d track pairs", int(groups.pair_start[-1]))
-    ious = pair_ious(results.masks, gt.masks, groups)
-    lap("intersections")
-    stage(logger, "matching")
-    flags = _match(ious, groups, gt, results, params)
-    lap("matching")
-    precision, recall, scores = _accumulate(groups, gt, results, params, flags)
-    lap("accumulation")
-    length = None
-    if lengths:
-        gt_l, res_l, params_l = length_views(gt, results, params)
-        flags_l = _match(ious, groups, gt_l, res_l, params_l)
-        lp, lr, _ = _accumulate(groups, gt_l, res_l, params_l, flags_l, scores=False)
-        length = (params_l, lp, lr)
-        lap("length_ranges")
-    found = None
-    if matches:
-        from ovis_jax._src.metrics.matches import match_records
+    def plan(self, gt: GroundTruth, results: Results, params: EvalParams) -> Groups:
+        return group_tracks(
+            gt, results.video_id, results.category_id, results.score, max_det=params.max_dets[-1]
+        )
 
-        found = match_records(gt, results, groups, ious, params=params)
-        lap("matches")
-    out = result_from_arrays(
-        gt, precision, recall, params=params, warnings=results.warnings, scores=scores,
-        length=length,
+    def track_ious(self, gt: GroundTruth, results: Results, plan: Groups) -> np.ndarray:
+        logger.info("intersections of %d track pairs", int(plan.pair_start[-1]))
+        return pair_ious(results.masks, gt.masks, plan)
+
+    def match(self, gt, results, plan: Groups, ious: np.ndarray, params: EvalParams):
+        return _match(ious, plan, gt, results, params)
+
+    def accumulate(self, gt, results, plan: Groups, flags, params: EvalParams, *, scores: bool):
+        return _accumulate(plan, gt, results, params, flags, scores=scores)
+
+    def match_records(self, gt, results, plan: Groups, ious: np.ndarray, params: EvalParams):
+        return match_records(gt, results, plan, ious, params=params)
+
+    def pair_ious(self, gt, results, groups: Groups) -> np.ndarray:
+        return pair_ious(results.masks, gt.masks, groups)
+
+    def greedy(self, ious, ignore, crowd, threshold: float) -> np.ndarray:
+        return greedy_one(ious, ignore, crowd, threshold)
+
+    def frame_ious(self, gt, results, d: np.ndarray, g: np.ndarray):
+        return frame_ious(results, gt, d, g)
+
+
+def greedy_one(
+    ious: np.ndarray, ignore: np.ndarray, crowd: np.ndarray, threshold: float
+) -> np.ndarray:
+    """Metric step 9 for one group at one threshold with the compiled walk: int64[D] the
+    matched column of each result of float64[D, G] ``ious`` (score order), -1 if none."""
+    n_d, n_g = ious.shape
+    found = np.full((n_d, 1, 1, 1), -1, dtype=np.int64)
+    flags = np.zeros((n_d, 1, 1, 1), dtype=bool), np.zeros((n_d, 1, 1, 1), dtype=bool)
+    K.match_groups(
+        np.ascontiguousarray(ious, dtype=np.float64).reshape(-1),
+        np.array([0, n_d * n_g], dtype=np.int64), np.array([0, n_d], dtype=np.int64),
+        np.array([0, n_g], dtype=np.int64),
+        np.ascontiguousarray(ignore, dtype=bool).reshape(n_g, 1, 1),
+        np.ascontiguousarray(crowd, dtype=bool), np.zeros((n_d, 1), dtype=bool),
+        np.array([threshold], dtype=np.float64), 0, 1, *flags, found,
     )  # fmt: skip
-    out = dataclasses.replace(out, matches=found)
-    lap("summary")
-    return dataclasses.replace(out, backend="cpu", timings=watch.timings)
+    return found[:, 0, 0, 0]

@@ -13,15 +13,17 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import numpy as np
 
+from ovis_jax._src.backends.base import get_backend
 from ovis_jax._src.backends.grouping import (
+    Groups,
     bucket,
     group_tracks,
     gt_ignore_flags,
-    length_views,
     not_ignored_counts,
     ragged_arange,
     range_flags,
@@ -29,13 +31,12 @@ from ovis_jax._src.backends.grouping import (
 from ovis_jax._src.backends.jax.accumulation import accumulate
 from ovis_jax._src.backends.jax.iou import track_ious
 from ovis_jax._src.backends.jax.matching import match_groups
-from ovis_jax._src.io.loading import GroundTruth, Results
+from ovis_jax._src.io.loading import GroundTruth
 from ovis_jax._src.masks.rle import MaskTable
-from ovis_jax._src.metrics.ap.summary import EvalResult, result_from_arrays
+from ovis_jax._src.metrics.ap.summary import EvalResult
 from ovis_jax._src.params import EvalParams
-from ovis_jax._src.progress import Stopwatch, stage
 
-__all__ = ["MatchInput", "evaluate_jax", "evaluate_tracks", "match_and_accumulate", "pair_frames"]
+__all__ = ["JaxBackend", "MatchInput", "evaluate_tracks", "pair_frames"]
 
 logger = logging.getLogger(__name__)
 
@@ -137,34 +138,42 @@ def _match(mi: MatchInput, params: EvalParams) -> tuple[np.ndarray, np.ndarray]:
     return matched, ignored
 
 
-def match_and_accumulate(
-    mi: MatchInput, *, params: EvalParams, num_categories: int, npig: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Matching then accumulation (call under ``jax.enable_x64(True)``).
+class _Plan(NamedTuple):
+    """The groups (host) and, per ground-truth track (file order), its group and position."""
 
-    Returns:
-        precision float64[T, R, K, A, O, M], recall float64[T, K, A, O, M] and scores
-        float64[T, R, K, A, O, M] (NumPy).
-    """
-    matched, ignored = _match(mi, params)
-    n_k = num_categories
+    groups: Groups
+    g_group: np.ndarray  # int64[G]
+    g_rank: np.ndarray  # int64[G]
+
+
+class _Flags(NamedTuple):
+    matched: np.ndarray  # bool[D, T, A, O]
+    ignored: np.ndarray  # bool[D, T, A, O]
+    npig: np.ndarray  # int64[K, A, O]
+    mi: MatchInput
+
+
+def _accumulate(flags: _Flags, *, params: EvalParams, num_categories: int):
+    """Accumulation on the device (call under ``jax.enable_x64(True)``): precision
+    float64[T, R, K, A, O, M], recall float64[T, K, A, O, M] and scores float64[T, R, K, A, O, M]
+    (NumPy)."""
+    mi, n_k = flags.mi, num_categories
     k_pad = bucket(n_k, 8)  # padded categories have no ground truth: sliced off below
-    npig = np.concatenate([npig, np.zeros((k_pad - n_k, *npig.shape[1:]), npig.dtype)])
+    npig = np.concatenate([flags.npig, np.zeros((k_pad - n_k, *flags.npig.shape[1:]), np.int64)])
     n = mi.dt_group.shape[0]
-    nb = bucket(n, 256)
-    pad = nb - n
+    pad = bucket(n, 256) - n
     big = np.iinfo(np.int32).max
 
     def padded(x, fill):
-        return np.concatenate([x, np.full((pad, *x.shape[1:]), fill, dtype=x.dtype)])
+        return jax.device_put(np.concatenate([x, np.full((pad, *x.shape[1:]), fill, x.dtype)]))
 
     precision, recall, scores = accumulate(
-        jax.device_put(padded(mi.group_category[mi.dt_group].astype(np.int32), k_pad)),
-        jax.device_put(padded(mi.dt_score, 0.0)),
-        jax.device_put(padded(mi.group_video[mi.dt_group].astype(np.int32), 0)),
-        jax.device_put(padded(mi.dt_rank.astype(np.int32), big)),
-        jax.device_put(padded(matched, False)),
-        jax.device_put(padded(ignored, False)),
+        padded(mi.group_category[mi.dt_group].astype(np.int32), k_pad),
+        padded(mi.dt_score, 0.0),
+        padded(mi.group_video[mi.dt_group].astype(np.int32), 0),
+        padded(mi.dt_rank.astype(np.int32), big),
+        padded(flags.matched, False),
+        padded(flags.ignored, False),
         jax.device_put(npig.astype(np.int64)),
         jax.device_put(np.asarray(params.max_dets, dtype=np.int32)),
         jax.device_put(params.recall_array),
@@ -214,73 +223,119 @@ def pair_frames(
     return pair[keep], sd[keep], sg[keep]
 
 
-def evaluate_jax(
-    gt: GroundTruth,
-    results: Results,
-    *,
-    params: EvalParams | None = None,
-    lengths: bool = True,
-    matches: bool = False,
-) -> EvalResult:
-    """Evaluates with the JAX kernels on JAX's default device; numbers equal the reference's.
-
-    The masks' bytes go to the device once, are decoded and intersected there
-    (:func:`~device_pair_intersections`); matching and accumulation are
-    jitted kernels. On a CPU-only machine this runs XLA on the CPU, which is much slower than
-    the ``cpu`` backend (see the README).
+class JaxBackend:
+    """The ``jax`` backend: intersections, matching and accumulation as JAX kernels on JAX's
+    default device (host NumPy for grouping, ranks and padding).
 
     Args:
-        gt: validated ground truth.
-        results: validated results for it.
-        params: evaluation parameters (the official ones by default).
-        lengths: also run the track-length pass (AP by track length, same IoUs).
-        matches: also record each result's matching (``EvalResult.matches``).
-
-    Returns:
-        The :class:`~ovis_jax.EvalResult`.
+        pair_intersections: ``f(pair_d, pair_g) -> int64[P]``, the exact intersections summed
+            over frames of result ``pair_d[i]`` and ground-truth track ``pair_g[i]``; default:
+            decoded and intersected on the device from the masks' bytes
+            (:func:`~ovis_jax._src.backends.jax.device_rle.device_pair_intersections`).
+        areas: int64[D] total pixels of each result; default: from ``results.masks``.
     """
-    from ovis_jax._src.backends.jax.device_rle import device_pair_intersections
 
-    d, g = results.masks, gt.masks
+    name = "jax"
 
-    def pair_intersections(pair_d: np.ndarray, pair_g: np.ndarray) -> np.ndarray:
-        logger.info("intersections of %d track pairs", pair_d.shape[0])
+    def __init__(self, *, pair_intersections=None, areas: np.ndarray | None = None) -> None:
+        self._intersections = pair_intersections
+        self._areas = areas
+
+    def context(self) -> contextlib.AbstractContextManager:
+        stack = contextlib.ExitStack()
+        stack.enter_context(jax.enable_x64(True))
+        stack.enter_context(_float64_device())
+        return stack
+
+    def plan(self, gt: GroundTruth, results, params: EvalParams) -> _Plan:
+        groups = group_tracks(
+            gt, results.video_id, results.category_id, results.score, max_det=params.max_dets[-1]
+        )
+        g_group = np.empty(groups.g_track.shape[0], dtype=np.int64)
+        g_group[groups.g_track] = np.repeat(np.arange(groups.num_groups), np.diff(groups.g_start))
+        g_rank = np.empty_like(g_group)
+        g_rank[groups.g_track] = ragged_arange(np.diff(groups.g_start))
+        return _Plan(groups, g_group, g_rank)
+
+    def _pair_intersections(self, results, pair_d: np.ndarray, pair_g: np.ndarray, gt):
+        if self._intersections is not None:
+            return self._intersections(pair_d, pair_g)
+        from ovis_jax._src.backends.jax.device_rle import device_pair_intersections
+
+        d, g = results.masks, gt.masks
         pf_pair, pf_d, pf_g = pair_frames(d, g, pair_d, pair_g)
         return device_pair_intersections(
             d.chars, d.char_start, g.chars, g.char_start, pf_d, pf_g, pf_pair, pair_d.shape[0],
             d_values=d.string_values, g_values=g.string_values,
         )  # fmt: skip
 
-    return evaluate_tracks(
-        gt,
-        video_id=results.video_id,
-        category_id=results.category_id,
-        score=results.score,
-        avg_area=results.avg_area,
-        area=d.track_areas(),
-        pair_intersections=pair_intersections,
-        params=params,
-        warnings=results.warnings,
-        results=results if lengths or matches else None,
-        lengths=lengths,
-        matches=matches,
-    )
+    def track_ious(self, gt: GroundTruth, results, plan: _Plan) -> np.ndarray:
+        pair_d, pair_g = plan.groups.pairs()
+        logger.info("intersections of %d track pairs", pair_d.shape[0])
+        inter = self._pair_intersections(results, pair_d, pair_g, gt)
+        area = self._areas if self._areas is not None else results.masks.track_areas()
+        n_pairs = pair_d.shape[0]
+        pad = bucket(n_pairs, 64) - n_pairs
+        return np.asarray(
+            track_ious(
+                np.pad(np.asarray(inter, dtype=np.int64), (0, pad)),
+                jax.device_put(np.pad(np.asarray(area, dtype=np.int64)[pair_d], (0, pad))),
+                jax.device_put(np.pad(gt.masks.track_areas()[pair_g], (0, pad))),
+            )
+        )[:n_pairs]
+
+    def match(self, gt, results, plan: _Plan, ious: np.ndarray, params: EvalParams) -> _Flags:
+        groups, n_k = plan.groups, gt.category_ids.shape[0]
+        d_sel = groups.d_track
+        gt_ignore = gt_ignore_flags(gt, params)
+        mi = MatchInput(
+            num_groups=groups.num_groups,
+            dt_group=groups.d_group,
+            dt_rank=groups.d_rank,
+            dt_score=np.asarray(results.score, dtype=np.float64)[d_sel],
+            dt_area_out=range_flags(
+                np.asarray(results.avg_area, dtype=np.float64)[d_sel], params.area_bounds()
+            ),
+            gt_group=plan.g_group,
+            gt_rank=plan.g_rank,
+            gt_crowd=gt.iscrowd,
+            gt_ignore=gt_ignore,
+            group_video=groups.key // n_k,
+            group_category=groups.key % n_k,
+            ious=ious,
+        )
+        logger.info("matching of %d results", d_sel.shape[0])
+        matched, ignored = _match(mi, params)
+        return _Flags(matched, ignored, not_ignored_counts(gt, gt_ignore), mi)
+
+    def accumulate(self, gt, results, plan: _Plan, flags: _Flags, params: EvalParams, *, scores):
+        p, r, s = _accumulate(flags, params=params, num_categories=gt.category_ids.shape[0])
+        return p, r, (s if scores else None)
+
+    def match_records(self, gt, results, plan: _Plan, ious: np.ndarray, params: EvalParams):
+        from ovis_jax._src.metrics.matches import match_records
+
+        return match_records(gt, results, plan.groups, ious, params=params)
+
+    # Frame-level and single-group work runs on the compiled CPU path (no device kernels).
+    def pair_ious(self, gt, results, groups: Groups) -> np.ndarray:
+        return get_backend("cpu").pair_ious(gt, results, groups)
+
+    def greedy(self, ious, ignore, crowd, threshold: float) -> np.ndarray:
+        return get_backend("cpu").greedy(ious, ignore, crowd, threshold)
+
+    def frame_ious(self, gt, results, d: np.ndarray, g: np.ndarray):
+        return get_backend("cpu").frame_ious(gt, results, d, g)
 
 
-def _length_pass(gt: GroundTruth, results: Results, mi: MatchInput, d_sel, params: EvalParams):
-    """``(length_params, precision, recall)`` of the track-length pass: the same matching and
-    accumulation with track lengths and length ranges in place of areas and area ranges."""
-    gt_l, res_l, params_l = length_views(gt, results, params)
-    gt_ignore = gt_ignore_flags(gt_l, params_l)
-    mi_l = dataclasses.replace(
-        mi,
-        dt_area_out=range_flags(res_l.avg_area[d_sel], params_l.area_bounds()),
-        gt_ignore=gt_ignore,
-    )
-    npig = not_ignored_counts(gt_l, gt_ignore)
-    n_k = gt.category_ids.shape[0]
-    lp, lr, _ = match_and_accumulate(mi_l, params=params_l, num_categories=n_k, npig=npig)
-    return params_l, lp, lr
+class _Tracks(NamedTuple):
+    """Per-result metadata standing in for :class:`~ovis_jax.Results` (streaming)."""
+
+    video_id: np.ndarray
+    category_id: np.ndarray
+    score: np.ndarray
+    avg_area: np.ndarray
+    warnings: tuple[str, ...]
 
 
 def evaluate_tracks(
@@ -294,14 +349,9 @@ def evaluate_tracks(
     pair_intersections: Callable[[np.ndarray, np.ndarray], np.ndarray],
     params: EvalParams | None = None,
     warnings: tuple[str, ...] = (),
-    results: Results | None = None,
-    lengths: bool = False,
-    matches: bool = False,
 ) -> EvalResult:
-    """metric steps 5-12 from per-result metadata and a function giving exact intersections.
-
-    The common back half of the file path (:func:`evaluate_jax`) and of the streaming
-    evaluator: grouping and ranks (host), IoUs, matching and accumulation (device).
+    """Metric steps 5-12 from per-result metadata and a function giving exact intersections:
+    the pipeline with the ``jax`` backend's stages, for the streaming evaluator.
 
     Args:
         gt: validated ground truth.
@@ -313,83 +363,12 @@ def evaluate_tracks(
             over frames of result ``pair_d[i]`` and ground-truth track ``pair_g[i]``.
         params: evaluation parameters (the official ones by default).
         warnings: warnings to report with the result (after the ground truth's).
-        results: the :class:`~ovis_jax.Results` the metadata comes from, when known (needed
-            by ``lengths`` and ``matches``).
-        lengths: also run the track-length pass (needs ``results``).
-        matches: also record each result's matching (needs ``results``).
 
     Returns:
-        The :class:`~ovis_jax.EvalResult`.
+        The :class:`~ovis_jax.EvalResult` (no track-length pass, no matches).
     """
-    params = params or EvalParams()
-    watch = Stopwatch()
-    lap = watch.lap
-    stage(logger, "decode")
+    from ovis_jax._src.backends.pipeline import run_pipeline
 
-    n_k = gt.category_ids.shape[0]
-    groups = group_tracks(gt, video_id, category_id, score, max_det=params.max_dets[-1])
-    keys, d_sel, d_rank = groups.key, groups.d_track, groups.d_rank
-    d_group = groups.d_group
-    # Per ground-truth track (file order): its group and its position in the group.
-    g_group = np.empty(groups.g_track.shape[0], dtype=np.int64)
-    g_group[groups.g_track] = np.repeat(np.arange(groups.num_groups), np.diff(groups.g_start))
-    g_rank = np.empty_like(g_group)
-    g_rank[groups.g_track] = ragged_arange(np.diff(groups.g_start))
-    area_bounds = params.area_bounds()
-    gt_ignore = gt_ignore_flags(gt, params)
-    # Pairs: each kept result with every ground truth of its group (result-major).
-    pair_d, pair_g = groups.pairs()
-    lap("grouping")
-    stage(logger, "intersections")
-    with jax.enable_x64(True), _float64_device():
-        inter = pair_intersections(pair_d, pair_g)
-        lap("intersections")
-        stage(logger, "matching")
-        g_area = gt.masks.track_areas()
-        n_pairs = pair_d.shape[0]
-        pad = bucket(n_pairs, 64) - n_pairs
-        ious = np.asarray(
-            track_ious(
-                np.pad(np.asarray(inter, dtype=np.int64), (0, pad)),
-                jax.device_put(np.pad(np.asarray(area, dtype=np.int64)[pair_d], (0, pad))),
-                jax.device_put(np.pad(g_area[pair_g], (0, pad))),
-            )
-        )[:n_pairs]
-        mi = MatchInput(
-            num_groups=groups.num_groups,
-            dt_group=d_group,
-            dt_rank=d_rank,
-            dt_score=np.asarray(score, dtype=np.float64)[d_sel],
-            dt_area_out=range_flags(np.asarray(avg_area, dtype=np.float64)[d_sel], area_bounds),
-            gt_group=g_group,
-            gt_rank=g_rank,
-            gt_crowd=gt.iscrowd,
-            gt_ignore=gt_ignore,
-            group_video=keys // n_k,
-            group_category=keys % n_k,
-            ious=ious,
-        )
-        npig = not_ignored_counts(gt, gt_ignore)
-        logger.info("matching and accumulation of %d results", d_sel.shape[0])
-        lap("ious")
-        precision, recall, scores = match_and_accumulate(
-            mi, params=params, num_categories=n_k, npig=npig
-        )
-        lap("matching_accumulation")
-        length = None
-        if lengths and results is not None:
-            length = _length_pass(gt, results, mi, d_sel, params)
-            lap("length_ranges")
-    found = None
-    if matches and results is not None:
-        from ovis_jax._src.metrics.matches import match_records
-
-        found = match_records(gt, results, groups, ious, params=params)
-        lap("matches")
-    out = result_from_arrays(
-        gt, precision, recall, params=params, warnings=tuple(warnings), scores=scores,
-        length=length,
-    )  # fmt: skip
-    out = dataclasses.replace(out, matches=found)
-    lap("summary")
-    return dataclasses.replace(out, backend="jax", timings=watch.timings)
+    tracks = _Tracks(video_id, category_id, score, avg_area, tuple(warnings))
+    backend = JaxBackend(pair_intersections=pair_intersections, areas=area)
+    return run_pipeline(backend, gt, tracks, params=params, lengths=False)

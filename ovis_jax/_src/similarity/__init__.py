@@ -1,0 +1,1 @@
+"""similarity: track and per-frame IoUs, per implementation family (README "Layout")."""

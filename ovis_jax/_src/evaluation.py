@@ -30,6 +30,7 @@ from ovis_jax._src.metrics.ap.subsets import (
     subset_video_ids,
 )
 from ovis_jax._src.metrics.ap.summary import EvalResult
+from ovis_jax._src.metrics.base import MetricContext, resolve_metrics
 from ovis_jax._src.params import EvalParams
 from ovis_jax._src.progress import Stopwatch, finished
 
@@ -83,6 +84,8 @@ def evaluate(
     lengths: bool = True,
     matches: bool = False,
     errors: bool = False,
+    metrics: Any = ("ap",),
+    metric_options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> EvalResult:
     """Evaluates results against ground truth: the official OVIS / YouTube-VIS video mask AP.
 
@@ -105,7 +108,13 @@ def evaluate(
             ``length_recall``); a second matching over the same IoUs.
         matches: also record, per result, the ground truth it is matched to
             (``EvalResult.matches``, a :class:`~ovis_jax.Matches`).
-        errors: also run the error analysis (``EvalResult.errors``).
+        errors: also run the error analysis (``EvalResult.errors``); the same as adding
+            ``"errors"`` to ``metrics``.
+        metrics: the metrics to compute: ``"ap"`` (always computed) and any registered
+            metric name (``"errors"``, ...) or :class:`~ovis_jax._src.metrics.base.Metric`
+            object, or a comma-separated string. Each result is ``EvalResult.metrics[name]``
+            (for every subset too).
+        metric_options: per metric name, keyword options of its factory.
 
     Returns:
         The :class:`EvalResult` (named stats, precision [T, R, K, A, O, M], recall
@@ -133,45 +142,49 @@ def evaluate(
         name: subset_video_ids(gt, ids, name=name) for name, ids in (subsets or {}).items()
     }
     group_ids = groups_of(gt, groups)
+    extra = resolve_metrics(
+        [*([metrics] if isinstance(metrics, str) else metrics or ()), *(["errors"] * errors)],
+        metric_options,
+    )
     chosen = resolve_backend(backend, gt, results)
     logger.info("backend: %s", chosen)
+    engine = get_backend(chosen)
     options = {"params": params, "lengths": lengths}
-    result = _run_backend(chosen, gt, results, **options, matches=matches)
+    result = run_pipeline(engine, gt, results, **options, matches=matches)
     timings = {**watch.timings, **result.timings}
     watch = Stopwatch()
-    evaluated = {
-        name: _with_groups(
-            _run_backend(
-                chosen, restrict_ground_truth(gt, ids), restrict_results(results, ids), **options
-            ),
-            group_ids,
-        )
-        for name, ids in subset_ids.items()
-    }
+    evaluated = {}
+    for name, ids in subset_ids.items():
+        sub_gt, sub_res = restrict_ground_truth(gt, ids), restrict_results(results, ids)
+        sub = _with_groups(run_pipeline(engine, sub_gt, sub_res, **options), group_ids)
+        evaluated[name] = _with_metrics(sub, extra, sub_gt, sub_res, engine, group_ids)
     if evaluated:
         watch.lap("subsets")
     warnings = list(result.warnings) + _subset_warnings(evaluated)
-    analysis = None
-    if errors:
-        from ovis_jax._src.metrics.tive import analyze_errors
-
-        # Its IoUs come from the numba kernels, or pycocotools for the reference backend.
-        ious = "reference" if chosen == "reference" else "cpu"
-        analysis = analyze_errors(gt, results, params=params, backend=ious)
-        watch.lap("errors")
+    result = _with_metrics(
+        _with_groups(result, group_ids), extra, gt, results, engine, group_ids, watch
+    )
     finished(logger)
     return dataclasses.replace(
-        _with_groups(result, group_ids),
-        backend=chosen,
+        result,
         timings={**timings, **watch.timings},
         subsets=evaluated,
         warnings=tuple(warnings),
-        errors=analysis,
     )
 
 
-def _run_backend(chosen: str, gt: GroundTruth, results: Results, **options) -> EvalResult:
-    return run_pipeline(get_backend(chosen), gt, results, **options)
+def _with_metrics(result, extra, gt, results, engine, group_ids, watch=None) -> EvalResult:
+    """``result`` with each metric of ``extra`` computed through the metric seam."""
+    if not extra:
+        return result
+    ctx = MetricContext(gt, results, result.params, engine, result, dict(group_ids))
+    values = {}
+    for metric in extra:
+        values[metric.name] = metric.compute(ctx)
+        if watch is not None:
+            watch.lap(metric.name)
+    objects = {m.name: m for m in extra}
+    return dataclasses.replace(result, metrics=values, metric_objects=objects)
 
 
 def _with_groups(result: EvalResult, group_ids: Mapping[str, np.ndarray]) -> EvalResult:

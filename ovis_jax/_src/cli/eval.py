@@ -30,6 +30,7 @@ from ovis_jax._src.io.loading import load_ground_truth, load_results, parse_unty
 from ovis_jax._src.metrics.ap.summary import (
     format_groups,
     format_length,
+    format_metrics,
     format_per_category,
     format_subsets,
     format_summary,
@@ -330,11 +331,9 @@ def _run(args: argparse.Namespace, gt_path: str, results_path: str) -> None:
             if text:
                 print()
                 print(text)
-        if result.errors is not None:
-            from ovis_jax._src.metrics.tive import format_errors
-
+        if result.metrics:
             print()
-            print(format_errors(result.errors))
+            print(format_metrics(result))
         sys.stdout.flush()
     for w in result.warnings:  # the one channel for warnings (the library only logs progress)
         print(f"warning: {w}", file=sys.stderr)
@@ -387,8 +386,6 @@ def _write_outputs(args: argparse.Namespace, result) -> None:
     """The files asked for: --json, --matches, --arrays, --plots."""
     if args.json_out is not None:
         document = result.to_json()
-        if result.errors is not None:
-            document["error_counts"] = dict(result.errors.counts)
         _write_json(args.json_out, document)
         logger.info("wrote %s", args.json_out)
     if args.matches is not None:

@@ -496,3 +496,20 @@ def analyze_errors(
     return ErrorAnalysis(
         ap50=ap50, errors=errors, counts={name: counts[name] for name in ERROR_TYPES}
     )
+
+
+class ErrorsMetric:
+    """The error analysis behind the metric seam (``metrics=("errors",)``, ``--errors``)."""
+
+    name = "errors"
+
+    def compute(self, ctx) -> ErrorAnalysis:
+        backend = "reference" if ctx.backend.name == "reference" else "cpu"
+        return analyze_errors(ctx.gt, ctx.results, params=ctx.params, backend=backend)
+
+    def json_entries(self, value: ErrorAnalysis) -> dict[str, Any]:
+        doc = value.to_json()
+        return {"errors": doc["errors"], "error_counts": doc["counts"]}
+
+    def format_text(self, value: ErrorAnalysis) -> str:
+        return format_errors(value)

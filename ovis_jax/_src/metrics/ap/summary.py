@@ -20,6 +20,7 @@ __all__ = [
     "EvalResult",
     "format_groups",
     "format_length",
+    "format_metrics",
     "format_per_category",
     "format_subsets",
     "format_summary",
@@ -144,7 +145,10 @@ class EvalResult:
         length_precision: float64[T, R, K, L, 1, M] of the length pass, or None.
         length_recall: float64[T, K, L, 1, M] of the length pass, or None.
         matches: the per-result matching (:class:`~ovis_jax.Matches`) when asked for.
-        errors: the error analysis when asked for.
+        metrics: per metric name (``evaluate(metrics=...)``, e.g. ``"errors"``), that metric's
+            own result: the one place where analyses beside the AP hang off.
+        metric_objects: per metric name, the metric object that computed it (renders its JSON
+            entries and its text).
     """
 
     format: str
@@ -175,7 +179,13 @@ class EvalResult:
     length_precision: np.ndarray | None = None
     length_recall: np.ndarray | None = None
     matches: Any = None
-    errors: Any = None
+    metrics: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    metric_objects: Mapping[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+
+    @property
+    def errors(self) -> Any:
+        """The error analysis (``metrics["errors"]``) when asked for, else None."""
+        return self.metrics.get("errors")
 
     @property
     def per_category(self) -> list[dict[str, Any]]:
@@ -227,8 +237,8 @@ class EvalResult:
             }
         if self.short_long_map is not None:
             doc["ytvis2022_mAP"] = self.short_long_map
-        if self.errors is not None:
-            doc["errors"] = dict(self.errors.errors)
+        for name, value in self.metrics.items():
+            doc.update(self.metric_objects[name].json_entries(value))
         return doc
 
     def _groups_json(self) -> dict[str, Any]:
@@ -359,6 +369,12 @@ def format_groups(result: EvalResult) -> str:
         cells = "  ".join(f"{v:6.3f}" if v > -1 else f"{'-':>6}" for v in stats.values())
         out.append(f"{name:<{width}}  {len(result.group_categories[name]):>5}  {cells}")
     return "\n".join(out)
+
+
+def format_metrics(result: EvalResult) -> str:
+    """The text blocks of the metrics beside the AP, in the order they were asked for."""
+    blocks = [result.metric_objects[name].format_text(v) for name, v in result.metrics.items()]
+    return "\n\n".join(b for b in blocks if b)
 
 
 def format_subsets(result: EvalResult) -> str:

@@ -218,7 +218,7 @@ def _foreground(a: np.ndarray, where: str) -> np.ndarray:
         return a
     fg = a != 0
     if kind == "float":
-        bad = np.flatnonzero((fg & (a != 1)).reshape(a.shape[0], -1).any(axis=1))
+        bad = np.flatnonzero((fg & (a != 1)).any(axis=(1, 2, 3)))
         if bad.size:
             raise _not_binary_error(where, int(bad[0]))
     return fg
@@ -248,8 +248,11 @@ def encode_video(fg: np.ndarray) -> list[tuple[dict, ...]]:
 
 
 def _is_rle_input(masks: Any) -> bool:
-    """Whether ``masks`` is given as per-prediction lists of RLE dicts / None."""
+    """Whether ``masks`` is given as per-prediction lists of RLE dicts / None (an empty list:
+    no predictions)."""
     if isinstance(masks, (list, tuple)):
+        if not masks:
+            return True
         for pred in masks:
             if not isinstance(pred, (list, tuple)):
                 return False
@@ -596,7 +599,7 @@ def _device_foreground(m: Any, where: str) -> Any:
         return m
     fg = m != 0
     if kind == "float":
-        bad = np.flatnonzero(np.asarray(jnp.any((fg & (m != 1)).reshape(m.shape[0], -1), axis=1)))
+        bad = np.flatnonzero(np.asarray(jnp.any(fg & (m != 1), axis=(1, 2, 3))))
         if bad.size:
             raise _not_binary_error(where, int(bad[0]))
     return fg

@@ -9,12 +9,11 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import assert_results_equal
 from pycocotools import mask as mask_utils
 
 import ovis_jax
-from ovis_jax._src import synthetic
 from ovis_jax.online import OnlineEvaluator
+from ovis_jax.testing import assert_results_equal, synthetic
 
 logging.getLogger("ovis_jax").setLevel(logging.ERROR)
 

@@ -143,7 +143,10 @@ def evaluate(
     }
     group_ids = groups_of(gt, groups)
     extra = resolve_metrics(
-        [*([metrics] if isinstance(metrics, str) else metrics or ()), *(["errors"] * errors)],
+        [
+            *(metrics.split(",") if isinstance(metrics, str) else metrics or ()),
+            *["errors"] * errors,
+        ],
         metric_options,
     )
     chosen = resolve_backend(backend, gt, results)

@@ -70,6 +70,9 @@ class Metric(Protocol):
 #: name -> "module:attribute" of a factory taking keyword options; imported on first use.
 _REGISTRY: dict[str, str | Callable[..., Metric]] = {
     "errors": "ovis_jax._src.metrics.tive:ErrorsMetric",
+    "hota": "ovis_jax._src.metrics.tracking.api:hota_metric",
+    "clear": "ovis_jax._src.metrics.tracking.api:clear_metric",
+    "identity": "ovis_jax._src.metrics.tracking.api:identity_metric",
 }
 
 
@@ -110,8 +113,12 @@ def resolve_metrics(
     out: dict[str, Metric] = {}
     for m in metrics or ():
         if isinstance(m, str):
-            if m == "ap" or m in out:
+            m = m.strip()
+            if m in ("ap", "") or m in out:
                 continue
             m = get_metric(m, **dict((options or {}).get(m, {})))
-        out.setdefault(m.name, m)
+        if m.name in out and hasattr(out[m.name], "merge"):
+            out[m.name] = out[m.name].merge(m)  # e.g. the tracking families: one pass
+        else:
+            out.setdefault(m.name, m)
     return tuple(out.values())

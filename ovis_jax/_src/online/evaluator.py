@@ -58,9 +58,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ovis_jax._src.errors import FormatError
-from ovis_jax._src.loading import GroundTruth, Video, load_ground_truth
+from ovis_jax._src.io.loading import GroundTruth, Video, load_ground_truth
+from ovis_jax._src.metrics.ap.summary import EvalResult, format_summary
 from ovis_jax._src.params import EvalParams
-from ovis_jax._src.summary import EvalResult, format_summary
 
 __all__ = ["PATHS", "OnlineEvaluator", "device_array", "encode_video", "host_array"]
 
@@ -510,7 +510,7 @@ class _DeviceSide:
     scores and int64 labels on the host."""
 
     def __init__(self, owner: OnlineEvaluator) -> None:
-        from ovis_jax._src.streaming import StreamingEvaluator
+        from ovis_jax._src.streaming.evaluator import StreamingEvaluator
 
         self.owner = owner
         self.streaming = StreamingEvaluator(
@@ -558,7 +558,7 @@ class _DeviceSide:
         import jax
 
         from ovis_jax._src import messages
-        from ovis_jax._src.jax_backend import evaluate_tracks
+        from ovis_jax._src.backends.jax.backend import evaluate_tracks
 
         host = jax.device_get(self.state)
         sel = np.arange(self.streaming.max_predictions)[None, :] < self.count[:, None]

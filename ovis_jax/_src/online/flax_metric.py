@@ -23,10 +23,10 @@ from typing import Any
 
 from flax import nnx
 
-from ovis_jax._src.loading import GroundTruth, load_ground_truth
+from ovis_jax._src.io.loading import GroundTruth, load_ground_truth
+from ovis_jax._src.metrics.ap.summary import EvalResult
 from ovis_jax._src.params import EvalParams
-from ovis_jax._src.streaming import StreamingEvaluator
-from ovis_jax._src.summary import EvalResult
+from ovis_jax._src.streaming.evaluator import StreamingEvaluator
 
 __all__ = ["VideoAPMetric"]
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from ovis_jax._src.loading import GroundTruth, Results
+from ovis_jax._src.io.loading import GroundTruth, Results
 from ovis_jax._src.metrics.tracking import clear, hota, identity
 from ovis_jax._src.metrics.tracking.frames import build_sequences, kept_results
 
-__all__ = ["FAMILIES", "TrackingResult", "tracking_metrics"]
+__all__ = ["FAMILIES", "TrackingMetric", "TrackingResult", "tracking_metrics"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,8 @@ class TrackingResult:
         alphas: float64[T] the alpha thresholds.
         score_threshold: the threshold results were filtered with (None: all results).
         num_results: the results evaluated.
+        groups: per category group (``evaluate(groups=...)``, LV-VIS base / novel),
+            ``{"class_average": {...}, "detection_average": {...}}`` over its categories.
     """
 
     families: tuple[str, ...]
@@ -60,6 +62,7 @@ class TrackingResult:
     alphas: np.ndarray
     score_threshold: float | None
     num_results: int
+    groups: dict[str, dict[str, dict[str, float]]] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON layout: the three averages (each with its ``"per_alpha"`` lists) and
@@ -71,6 +74,11 @@ class TrackingResult:
                 block["per_alpha"] = {k: _plain(v) for k, v in self.per_alpha[name].items()}
             out[name] = block
         out["per_category"] = [{k: _plain(v) for k, v in c.items()} for c in self.per_category]
+        if self.groups:
+            out["groups"] = {
+                g: {a: {k: _plain(v) for k, v in row.items()} for a, row in blocks.items()}
+                for g, blocks in self.groups.items()
+            }
         out["alphas"] = _plain(self.alphas)
         out["score_threshold"] = self.score_threshold
         return out
@@ -162,6 +170,7 @@ def tracking_metrics(
     backend: str = "cpu",
     score_threshold: float | None = None,
     families: Sequence[str] = ("hota", "clear", "identity"),
+    groups: Mapping[str, np.ndarray] | None = None,
 ) -> TrackingResult:
     """HOTA, CLEAR and Identity as TrackEval 1.3.0 computes them for YouTube-VIS.
 
@@ -173,6 +182,8 @@ def tracking_metrics(
         score_threshold: if given, results with a score below it are dropped first (TrackEval
             has no such option; its numbers are those of ``None``).
         families: which of ``"hota"``, ``"clear"``, ``"identity"`` to compute.
+        groups: per group name, the category ids whose class / detection averages are also
+            reported (``TrackingResult.groups``).
 
     Returns:
         A :class:`TrackingResult`.
@@ -189,9 +200,21 @@ def tracking_metrics(
     per_cat = [
         {"id": int(i), "name": n} for i, n in zip(gt.category_ids, gt.category_names, strict=True)
     ]
+    group_pos = {
+        name: np.flatnonzero(np.isin(gt.category_ids, ids)) for name, ids in (groups or {}).items()
+    }
+    group_rows: dict[str, dict[str, dict[str, float]]] = {
+        name: {"class_average": {}, "detection_average": {}} for name in group_pos
+    }
     for fam in families:
         mod = FAMILIES[fam]
         cats = _category_results(fam, seqs)
+        for name, pos in group_pos.items():
+            sel = [cats[i] for i in pos]
+            group_rows[name]["class_average"].update(_summary(fam, mod.combine_class_averaged(sel)))
+            group_rows[name]["detection_average"].update(
+                _summary(fam, mod.combine_det_averaged(sel))
+            )
         combined = {
             "class_average": mod.combine_class_averaged(cats),
             "detection_average": mod.combine_det_averaged(cats),
@@ -214,10 +237,61 @@ def tracking_metrics(
         detection_average=averages["detection_average"],
         class_average_present=averages["class_average_present"], per_alpha=per_alpha,
         per_category=per_cat, alphas=hota.ALPHAS.copy(), score_threshold=score_threshold,
-        num_results=int(kept.shape[0]),
+        num_results=int(kept.shape[0]), groups=group_rows,
     )  # fmt: skip
 
 
 def dumps(result: TrackingResult) -> str:
     """``result.to_json()`` as a JSON string."""
     return json.dumps(result.to_json())
+
+
+class TrackingMetric:
+    """HOTA / CLEAR / Identity behind the metric seam (``metrics=("hota", "clear",
+    "identity")``): one pass computes every family asked for, so the three names share one
+    metric object (:meth:`merge`) and one result, ``EvalResult.metrics["tracking"]``.
+
+    Args:
+        families: the families to compute.
+        score_threshold: results with a lower score are dropped first (not for the AP).
+    """
+
+    name = "tracking"
+
+    def __init__(
+        self, *, families: Sequence[str] = tuple(FAMILIES), score_threshold: float | None = None
+    ) -> None:
+        self.families = tuple(f for f in FAMILIES if f in families)
+        self.score_threshold = score_threshold
+
+    def merge(self, other: TrackingMetric) -> TrackingMetric:
+        """One metric computing the families of both (the first one's threshold)."""
+        families = (*self.families, *other.families)
+        return TrackingMetric(families=families, score_threshold=self.score_threshold)
+
+    def compute(self, ctx) -> TrackingResult:
+        return tracking_metrics(
+            ctx.gt, ctx.results, backend=ctx.backend, score_threshold=self.score_threshold,
+            families=self.families, groups=ctx.groups,
+        )  # fmt: skip
+
+    def json_entries(self, value: TrackingResult) -> dict[str, Any]:
+        return {"tracking": value.to_json()}
+
+    def format_text(self, value: TrackingResult) -> str:
+        return value.format_text().rstrip()
+
+
+def hota_metric(**options: Any) -> TrackingMetric:
+    """``metrics=("hota",)``."""
+    return TrackingMetric(families=("hota",), **options)
+
+
+def clear_metric(**options: Any) -> TrackingMetric:
+    """``metrics=("clear",)``."""
+    return TrackingMetric(families=("clear",), **options)
+
+
+def identity_metric(**options: Any) -> TrackingMetric:
+    """``metrics=("identity",)``."""
+    return TrackingMetric(families=("identity",), **options)

@@ -19,31 +19,30 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ovis_jax._src.loading import GroundTruth, Results
+from ovis_jax._src.backends.base import get_backend
+from ovis_jax._src.io.loading import GroundTruth, Results
 from ovis_jax._src.metrics.tracking.base import SequenceData
 
 __all__ = ["Sequences", "build_sequences", "frame_ious", "kept_results"]
 
 
-def frame_ious(gt: GroundTruth, results: Results, d: np.ndarray, g: np.ndarray, *, backend: str):
-    """Per pair (result track d, gt track g, same video): the per-frame IoUs.
+def frame_ious(gt: GroundTruth, results: Results, d: np.ndarray, g: np.ndarray, *, backend):
+    """Per pair (result track d, gt track g, same video): the per-frame IoUs, from the
+    backend's per-frame IoUs (``Backend.frame_ious``, the compiled mask path on ``cpu`` and
+    ``jax``, pycocotools on ``reference``).
 
-    The one adapter to the shared per-frame IoU code (today in ``error_analysis``).
+    Args:
+        backend: a backend object or a registered backend name.
 
     Returns:
         ``(ious, start)``: float64[J] every frame of every pair, pair after pair, and
         int64[P + 1] each pair's slice.
     """
-    from ovis_jax._src import error_analysis
-
+    if isinstance(backend, str):
+        backend = get_backend(backend)
     if d.shape[0] == 0:
         return np.zeros(0), np.zeros(1, dtype=np.int64)
-    if backend == "cpu":
-        ious, _, start = error_analysis._frame_ious_cpu(results, gt, d, g)
-    elif backend == "reference":
-        ious, _, start = error_analysis._frame_ious_reference(results, gt, d, g)
-    else:
-        raise ValueError(f"backend must be 'cpu' or 'reference', got {backend!r}")
+    ious, _, start = backend.frame_ious(gt, results, d, g)
     return ious, start
 
 

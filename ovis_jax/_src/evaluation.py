@@ -126,8 +126,10 @@ def evaluate(
             annotations.
         ValueError: on an unknown backend, or a subset / group naming unknown ids.
     """
-    if backend != "auto" and backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}, expected 'auto' or one of {BACKENDS}")
+    if backend != "auto" and backend not in backend_names():
+        raise ValueError(
+            f"unknown backend {backend!r}, expected 'auto' or one of {backend_names()}"
+        )
     params = params or EvalParams()
     watch = Stopwatch()
     if not isinstance(gt, GroundTruth):

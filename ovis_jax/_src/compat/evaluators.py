@@ -396,8 +396,9 @@ class VisEval:
         """The official per-video records (``evaluate()``'s ``evalImgs``): one per category ×
         area range (× occlusion range) × video of the evaluated params, None where the video
         has neither ground truth nor results of the category; else a dict with ``video_id``,
-        ``category_id``, ``aRng`` (``oRng``), ``maxDet``, ``dtIds``, ``gtIds``, ``dtMatches``
-        [T, D], ``gtMatches`` [T, G], ``dtScores``, ``gtIgnore`` [G], ``dtIgnore`` [T, D].
+        ``category_id``, ``aRng`` (no occlusion range, as the official), ``maxDet``,
+        ``dtIds``, ``gtIds``, ``dtMatches`` [T, D], ``gtMatches`` [T, G], ``dtScores``,
+        ``gtIgnore`` [G], ``dtIgnore`` [T, D].
         Computed on first access with the reference backend's per-pair matching."""
         if "evalImgs" not in self._lazy:
             from ovis_jax._src.compat.records import eval_records

@@ -81,9 +81,6 @@ def _record(ev: Any, key: tuple, a: int, o: int) -> dict | None:
         "gtIgnore": gt_ig[order],
         "dtIgnore": ev_pair.dt_ignored[a, o].copy(),
     }
-    if ev._ovis:
-        record = {**dict(list(record.items())[:3]), "oRng": pe.occRng[o],
-                  **dict(list(record.items())[3:])}  # fmt: skip
     return record
 
 

@@ -73,13 +73,17 @@ def summarize(
 
     Returns:
         ``{key: value}`` in the official order (18 keys for OVIS, 12 for YouTube-VIS); a
-        value is the mean of the defined (> -1) entries of its slice, -1 if there are none.
+        value is the mean of the defined (> -1) entries of its slice, -1 if there are none
+        (also when ``params`` has no such range or max-detection cut).
     """
     area_names = [a[0] for a in params.area_ranges]
     occ_names = [o[0] for o in params.occlusion_ranges]
     stats: dict[str, float] = {}
     for key, is_ap, thr, area, occ, max_det in _SPECS:
         if key in _OCC_KEYS and not with_occlusion:
+            continue
+        if area not in area_names or occ not in occ_names or max_det not in params.max_dets:
+            stats[key] = -1.0  # no such slice: the mean of nothing, as the official code says
             continue
         a = area_names.index(area)
         o = occ_names.index(occ)

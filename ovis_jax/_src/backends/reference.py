@@ -18,7 +18,7 @@ from ovis_jax._src.io.loading import GroundTruth, Results
 from ovis_jax._src.params import EvalParams
 from ovis_jax._src.similarity.reference import frame_ious, track_iou
 
-__all__ = ["ReferenceBackend", "greedy_match", "track_iou"]
+__all__ = ["ReferenceBackend", "greedy_match", "match_pair", "pair_with_ious", "track_iou"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +92,11 @@ def _ranked_pair(res: Results, g_idx: list[int], d_idx: list[int], max_det: int)
     return _Pair(d_idx=d_idx, g_idx=g_idx, ious=np.zeros((0, 0)), overflow=overflow)
 
 
+def pair_with_ious(gt: GroundTruth, res: Results, g_idx, d_idx, params: EvalParams) -> _Pair:
+    """Steps 5-6 for one (video, category) pair: ranked, cut results and their IoUs."""
+    return _with_ious(gt, res, _ranked_pair(res, g_idx, d_idx, params.max_dets[-1]))
+
+
 def _with_ious(gt: GroundTruth, res: Results, pair: _Pair) -> _Pair:
     """Step 6: the pair's track IoUs, float64[D, G]."""
     ious = np.zeros((len(pair.d_idx), len(pair.g_idx)))
@@ -101,7 +106,7 @@ def _with_ious(gt: GroundTruth, res: Results, pair: _Pair) -> _Pair:
     return dataclasses.replace(pair, ious=ious)
 
 
-def _match_pair(gt: GroundTruth, res: Results, pair: _Pair, params: EvalParams) -> _PairEval:
+def match_pair(gt: GroundTruth, res: Results, pair: _Pair, params: EvalParams) -> _PairEval:
     """Steps 8-10 for one pair; ``gt.avg_area`` / ``res.avg_area`` are the per-track values
     compared with the area ranges (track lengths in the track-length pass)."""
     g_idx, d_idx, ious = pair.g_idx, pair.d_idx, pair.ious
@@ -275,7 +280,7 @@ class ReferenceBackend:
         return out
 
     def match(self, gt, results, plan: dict, ious: dict, params: EvalParams) -> dict:
-        return {key: _match_pair(gt, results, pair, params) for key, pair in ious.items()}
+        return {key: match_pair(gt, results, pair, params) for key, pair in ious.items()}
 
     def accumulate(self, gt, results, plan: dict, flags: dict, params: EvalParams, *, scores):
         n_o = params.occlusion_bounds(gt.has_occlusion).shape[0]

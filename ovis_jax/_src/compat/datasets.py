@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from ovis_jax._src.loading import (
+from ovis_jax._src.io.loading import (
     GroundTruth,
     Results,
     load_ground_truth,

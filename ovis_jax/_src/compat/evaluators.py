@@ -7,8 +7,8 @@ path. The official ``params`` are honoured by transforming the inputs, never by 
 implementation of the metric:
 
 * ``vidIds``: the ground truth and the results are restricted to those videos
-  (:func:`~ovis_jax._src.subsets.restrict_ground_truth`); ids that are not videos of the ground
-  truth contribute nothing, as in the official code.
+  (``restrict_ground_truth`` of ``metrics.ap.subsets``); ids that are not videos of the
+  ground truth contribute nothing, as in the official code.
 * ``catIds`` (``useCats=1``): categories are independent, so the official ``K`` axis is the
   fast path's columns for ``catIds`` in order (-1 for an id that is not a category of the
   ground truth, where the official has no ground truth either).
@@ -46,10 +46,10 @@ import numpy as np
 from ovis_jax._src.compat.datasets import VisDataset
 from ovis_jax._src.compat.summary_text import summary_lines
 from ovis_jax._src.evaluation import BACKENDS, evaluate
-from ovis_jax._src.loading import GroundTruth, Results, _fingerprint
+from ovis_jax._src.io.loading import GroundTruth, Results, _fingerprint
+from ovis_jax._src.metrics.ap.subsets import restrict_ground_truth, restrict_results, take_tracks
+from ovis_jax._src.metrics.ap.summary import EvalResult
 from ovis_jax._src.params import EvalParams
-from ovis_jax._src.subsets import _take, restrict_ground_truth, restrict_results
-from ovis_jax._src.summary import EvalResult
 
 __all__ = ["OVISParams", "OVISeval", "Params", "VisEval", "YTVOSeval"]
 
@@ -150,7 +150,7 @@ def _pooled(gt: GroundTruth, results: Results, cat_ids: list) -> tuple[GroundTru
     g_keep = np.concatenate([np.flatnonzero(gt.category_id == c) for c in cats] or [empty])
     d_keep = np.concatenate([np.flatnonzero(results.category_id == c) for c in cats] or [empty])
     ann_ids = gt.ann_id[g_keep].tolist()
-    pooled_gt = _take(
+    pooled_gt = take_tracks(
         gt,
         g_keep,
         ("ann_id", "video_id", "iscrowd", "avg_area", "occ_score"),
@@ -160,7 +160,7 @@ def _pooled(gt: GroundTruth, results: Results, cat_ids: list) -> tuple[GroundTru
         category_partition=np.full(1, -1, dtype=np.int64),
         fingerprint=_fingerprint(gt.videos, np.asarray([POOLED]), ann_ids, gt.format),
     )
-    pooled_res = _take(
+    pooled_res = take_tracks(
         results,
         d_keep,
         ("result_id", "video_id", "score", "avg_area"),

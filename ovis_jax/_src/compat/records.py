@@ -19,8 +19,8 @@ def _pairs(ev: Any) -> dict:
     """``{(video id, category id): (_Pair, _PairEval) or None}`` over the evaluated params."""
     if "pairs" in ev._lazy:
         return ev._lazy["pairs"]
+    from ovis_jax._src.backends.reference import match_pair, pair_with_ious
     from ovis_jax._src.compat.evaluators import eval_params
-    from ovis_jax._src.reference import _match_pair, _pair_ious
 
     inputs, pe = ev._inputs, ev._paramsEval
     gt, res = inputs.gt, inputs.results
@@ -38,8 +38,8 @@ def _pairs(ev: Any) -> dict:
             if not g_idx and not d_idx:
                 out[(v, c)] = None
                 continue
-            pair = _pair_ious(gt, res, g_idx, d_idx, params)
-            out[(v, c)] = (pair, _match_pair(gt, res, pair, params))
+            pair = pair_with_ious(gt, res, g_idx, d_idx, params)
+            out[(v, c)] = (pair, match_pair(gt, res, pair, params))
     ev._lazy["pairs"] = out
     return out
 

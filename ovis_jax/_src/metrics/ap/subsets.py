@@ -23,6 +23,7 @@ __all__ = [
     "restrict_ground_truth",
     "restrict_results",
     "subset_video_ids",
+    "take_tracks",
 ]
 
 #: LV-VIS category partitions: ``partition`` 0 and 1 are base categories, 2 and 3 novel.
@@ -52,7 +53,7 @@ def subset_video_ids(gt: GroundTruth, video_ids: Iterable[int], *, name: str) ->
     return ids
 
 
-def _take(tracks: GroundTruth | Results, keep: np.ndarray, fields: tuple[str, ...], **more):
+def take_tracks(tracks: GroundTruth | Results, keep: np.ndarray, fields: tuple[str, ...], **more):
     """A copy holding only tracks ``keep`` (per-track arrays, masks), warnings left to the
     whole file's."""
     masks = tracks.masks.take(keep)
@@ -67,7 +68,7 @@ def restrict_ground_truth(gt: GroundTruth, video_ids: np.ndarray) -> GroundTruth
     videos = tuple(v for v in gt.videos if v.id in set(video_ids.tolist()))
     fields = ("ann_id", "video_id", "category_id", "iscrowd", "avg_area", "occ_score")
     fingerprint = _fingerprint(videos, gt.category_ids, gt.ann_id[keep].tolist(), gt.format)
-    return _take(gt, keep, fields, videos=videos, fingerprint=fingerprint)
+    return take_tracks(gt, keep, fields, videos=videos, fingerprint=fingerprint)
 
 
 def restrict_results(results: Results, video_ids: np.ndarray) -> Results:
@@ -75,7 +76,7 @@ def restrict_results(results: Results, video_ids: np.ndarray) -> Results:
     resolve by position in the file)."""
     keep = np.flatnonzero(np.isin(results.video_id, video_ids))
     fields = ("result_id", "video_id", "category_id", "score", "avg_area")
-    return _take(results, keep, fields, num_unknown_category=0)
+    return take_tracks(results, keep, fields, num_unknown_category=0)
 
 
 def groups_of(gt: GroundTruth, groups: Mapping[str, Iterable[int]] | None) -> dict[str, np.ndarray]:

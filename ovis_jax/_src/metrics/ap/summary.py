@@ -236,14 +236,20 @@ class EvalResult:
                 name: {
                     "stats": dict(sub.stats),
                     **({"groups": sub._groups_json()} if sub.groups else {}),
+                    **sub._metrics_json(),
                 }
                 for name, sub in self.subsets.items()
             }
         if self.short_long_map is not None:
             doc["ytvis2022_mAP"] = self.short_long_map
-        for name, value in self.metrics.items():
-            doc.update(self.metric_objects[name].json_entries(value))
+        doc.update(self._metrics_json())
         return doc
+
+    def _metrics_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, value in self.metrics.items():
+            out.update(self.metric_objects[name].json_entries(value))
+        return out
 
     def _groups_json(self) -> dict[str, Any]:
         return {

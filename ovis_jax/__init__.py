@@ -1,5 +1,6 @@
 """ovis_jax: exact, fast OVIS / YouTube-VIS video instance segmentation evaluation in JAX."""
 
+from ovis_jax._src.backends.base import Backend, register_backend
 from ovis_jax._src.errors import FormatError
 from ovis_jax._src.evaluation import BACKENDS, evaluate
 from ovis_jax._src.io.export import save_arrays
@@ -11,6 +12,7 @@ from ovis_jax._src.metrics.ap.summary import (
     format_summary,
     summarize,
 )
+from ovis_jax._src.metrics.base import Metric, MetricContext, register_metric
 from ovis_jax._src.metrics.matches import Matches, write_matches
 from ovis_jax._src.params import EvalParams
 from ovis_jax._src.workflow.check import CheckReport, check_results
@@ -28,6 +30,8 @@ _LAZY = {
     "plot_results": "ovis_jax._src.metrics.plots",
     "analyze_errors": "ovis_jax._src.metrics.tive",
     "format_errors": "ovis_jax._src.metrics.tive",
+    "tracking_metrics": "ovis_jax._src.metrics.tracking.api",
+    "TrackingResult": "ovis_jax._src.metrics.tracking.api",
 }
 
 
@@ -45,15 +49,19 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "BACKENDS",
+    "Backend",
     "CheckReport",
     "EvalParams",
     "EvalResult",
     "FormatError",
     "GroundTruth",
     "Matches",
+    "Metric",
+    "MetricContext",
     "Results",
     "StreamingEvaluator",
     "StreamingState",
+    "TrackingResult",
     "Video",
     "analyze_errors",
     "check_results",
@@ -66,9 +74,12 @@ __all__ = [
     "load_results",
     "pack_results",
     "plot_results",
+    "register_backend",
+    "register_metric",
     "resize_masks",
     "save_arrays",
     "split_ground_truth",
     "summarize",
+    "tracking_metrics",
     "write_matches",
 ]

@@ -1289,7 +1289,9 @@ def c_over_long_rle(seed: int) -> str:
 
     rng = random.Random(seed)
     h, w = rng.randint(1, 12), rng.randint(1, 12)
-    cuts = sorted(rng.randint(0, h * w) for _ in range(rng.randint(0, 6)))
+    # No zero-length run after the first: pycocotools' merge mishandles them whatever their
+    # encoding (a separate difference, e.g. runs [0, 0, 1, 3, 2] against themselves: IoU 0).
+    cuts = sorted({rng.randint(0, h * w - 1) for _ in range(rng.randint(0, 6))})
     counts = [b - a for a, b in zip([0, *cuts], [*cuts, h * w], strict=True)]
     s = write_counts(counts, {i: rng.choice([0, 0, 6, 7, 7, 8]) for i in range(len(counts))})
     values = []

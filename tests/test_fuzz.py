@@ -1260,11 +1260,227 @@ def test_missing_file(tmp_path, tiny_pair, which):
 
 
 # --------------------------------------------------------------------------------------------
+# Classes of issue 17: each a function of a seed that returns an outcome ("ok" / "error") or
+# raises Failure; run in subprocess workers like the cases above (a hang or a crash is a
+# failure). OVIS_JAX_FUZZ_CLASS_CASES scales them (default 100 each).
+
+CLASS_CASES = int(os.environ.get("OVIS_JAX_FUZZ_CLASS_CASES", 100))
+
+
+def _rle_gt(h: int, w: int, counts: list[int]) -> dict:
+    from test_rle_parity import write_counts
+
+    return {
+        "videos": [{"id": 1, "height": h, "width": w, "length": 1}],
+        "categories": [{"id": 1, "name": "a"}],
+        "annotations": [
+            {"id": 1, "video_id": 1, "category_id": 1, "iscrowd": 0, "areas": [None],
+             "segmentations": [{"size": [h, w], "counts": write_counts(counts)}]}
+        ],
+    }  # fmt: skip
+
+
+def c_over_long_rle(seed: int) -> str:
+    """A random mask's string with values padded to 6..8 characters and some last characters
+    changed: accepted exactly when pycocotools reads the same runs (its model, checked against
+    pycocotools in test_rle_parity.py), which then fill the frame; the reference backend (which
+    hands the string to pycocotools' merge) agrees with cpu."""
+    from test_rle_parity import exact_values, official_counts, write_counts, write_value
+
+    rng = random.Random(seed)
+    h, w = rng.randint(1, 12), rng.randint(1, 12)
+    # No zero-length run after the first: pycocotools' merge mishandles them whatever their
+    # encoding (a separate difference, e.g. runs [0, 0, 1, 3, 2] against themselves: IoU 0).
+    cuts = sorted({rng.randint(0, h * w - 1) for _ in range(rng.randint(0, 6))})
+    counts = [b - a for a, b in zip([0, *cuts], [*cuts, h * w], strict=True)]
+    s = write_counts(counts, {i: rng.choice([0, 0, 6, 7, 7, 8]) for i in range(len(counts))})
+    values = []
+    p = 0
+    for x, k in exact_values(s.encode()):
+        v = s[p : p + k]
+        p += k
+        if k >= 6 and rng.random() < 0.5:  # another last character, or another long value
+            v = (
+                v[:-1] + chr(48 + rng.randrange(32))
+                if rng.random() < 0.7
+                else write_value(
+                    x + rng.choice([1, -1]) * (rng.choice([1, 2, 3, 4, 8, 16]) << 30), k
+                )
+            )
+        values.append(v)
+    s = "".join(values)
+    res = [{"video_id": 1, "category_id": 1, "score": 0.5,
+            "segmentations": [{"size": [h, w], "counts": s}]}]  # fmt: skip
+    gt = _rle_gt(h, w, counts)
+    theirs = official_counts(s.encode())
+    try:
+        loaded = ovis_jax.load_results(res, ovis_jax.load_ground_truth(gt))
+    except FormatError as e:
+        if "results[0] (video_id 1), frame 0" not in str(e):
+            raise Failure(f"{s!r}: the message does not name the item: {e}") from e
+        return "error"
+    ours = [x for x, _ in exact_values(s.encode())]
+    decoded = []
+    for i, x in enumerate(ours):
+        decoded.append(x + decoded[i - 2] if i > 2 else x)
+    if decoded != theirs or sum(theirs) != h * w:
+        raise Failure(f"{s!r} ({h}x{w}) accepted, but pycocotools reads {theirs}, we {decoded}")
+    gt_loaded = ovis_jax.load_ground_truth(gt)
+    a = ovis_jax.evaluate(gt_loaded, loaded, backend="cpu").stats
+    if seed % 5 == 0:
+        b = ovis_jax.evaluate(gt_loaded, loaded, backend="reference").stats
+        if any(abs(a[k] - b[k]) > 1e-12 for k in a):
+            raise Failure(f"{s!r}: cpu and reference disagree")
+    return "ok"
+
+
+def c_streaming_label_dtypes(seed: int) -> str:
+    """The tiny ground truth with random category ids (64-bit ones included) and its results
+    streamed with labels of a random dtype or transformation: the streaming evaluator and the
+    file path both refuse (ValueError / FormatError) or give the same numbers and warnings."""
+    import test_streaming_labels as tsl
+
+    from ovis_jax.testing import assert_results_equal
+
+    rng = random.Random(seed)
+    gt, res = _tiny_pair(False)
+    choices = [1, 2, 7, -3, 1 << 31, (1 << 32) + 1, -(1 << 31), 1 << 40, 2**63 - 1, -(2**63)]
+    new = rng.sample(choices, 2)
+    gt, res = tsl._recategorised((gt, res), {1: new[0], 2: new[1]})
+    ids, masks, scores, labels, valid = tsl._arrays(gt, res)
+    how = rng.choice(["int64", "object", "uint64", "int32", "float", "shift", "unknown", "big"])
+    file_labels = labels.copy()
+    if how == "shift":
+        file_labels = np.where(valid, labels + rng.choice([1, -1]) * (1 << 32), 0)
+    elif how == "unknown":
+        file_labels[np.argwhere(valid)[0][0], np.argwhere(valid)[0][1]] = rng.choice(choices)
+    elif how == "big":
+        b, n = np.argwhere(valid)[rng.randrange(int(valid.sum()))]
+        file_labels[b, n] = rng.choice([2**63, 2**64 - 1, -(2**63) - 1])
+    streamed = file_labels
+    if how in ("int64", "shift", "unknown"):
+        ok = all(-(2**63) <= int(x) < 2**63 for x in file_labels.ravel())
+        streamed = file_labels.astype(np.int64) if ok else file_labels
+    elif how == "uint64":
+        if any(int(x) < 0 for x in file_labels[valid]):
+            return "skip"
+        streamed = np.where(valid, file_labels, 0).astype(np.uint64)
+    elif how == "int32":
+        if any(not -(2**31) <= int(x) < 2**31 for x in file_labels[valid]):
+            return "skip"
+        streamed = np.where(valid, file_labels, 0).astype(np.int32)
+    elif how == "float":
+        streamed = np.where(valid, file_labels, 0).astype(np.float64) + rng.choice([0.0, 0.5])
+    for i, v in enumerate(ids):  # the same predictions as a file, their labels replaced
+        for j in np.flatnonzero(valid[i]):
+            r = [x for x in res if x["video_id"] == v][j]
+            r["category_id"] = float(streamed[i, j]) if how == "float" else int(file_labels[i, j])
+    try:
+        want = tsl._file(gt, copy.deepcopy(res))
+    except FormatError:
+        want = None
+    try:
+        got = tsl._stream(gt, ids, masks, scores, streamed, valid)
+    except ValueError as e:
+        if want is not None:
+            raise Failure(f"{how}: streaming refuses ({e}) what the file path accepts") from e
+        if "prediction" not in str(e):
+            raise Failure(f"{how}: the message does not name the prediction: {e}") from e
+        return "error"
+    if want is None:
+        raise Failure(f"{how}: streaming accepts what the file path refuses")
+    try:
+        assert_results_equal(got, want, what="streaming vs file")
+    except AssertionError as e:
+        raise Failure(f"{how} {new}: {e}") from e
+    if got.warnings != want.warnings:
+        raise Failure(f"{how}: warnings differ: {got.warnings} vs {want.warnings}")
+    return "ok"
+
+
+CLASSES = {"over_long_rle": c_over_long_rle, "streaming_label_dtypes": c_streaming_label_dtypes}
+
+
+def class_worker(name: str, first: int, last: int) -> None:
+    """Runs seeds [first, last) of a class; the protocol of :func:`worker`."""
+    import logging
+
+    logging.getLogger("ovis_jax").setLevel(logging.ERROR)
+    warnings.simplefilter("ignore")
+    faulthandler.enable()
+    for seed in range(first, last):
+        print(f"S {seed}", flush=True)
+        faulthandler.dump_traceback_later(CASE_TIMEOUT_S, exit=True)
+        try:
+            kind = CLASSES[name](seed)
+        except BaseException as e:  # a Failure or anything else
+            tb = traceback.extract_tb(e.__traceback__)
+            frames = [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in tb[-4:]]
+            msg = {"type": type(e).__name__, "msg": str(e)[:500], "where": frames}
+            print(f"F {seed} {json.dumps(msg)}", flush=True)
+            continue
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+        print(f"D {seed} {'error' if kind == 'error' else 'ok'}", flush=True)
+    print("END", flush=True)
+
+
+def run_class(name: str, first: int, n: int) -> tuple[list[dict], dict]:
+    """Runs n seeds of a class in worker subprocesses (restarted after a crash or a hang)."""
+    failures: list[dict] = []
+    counts = {"ok": 0, "error": 0, "failed": 0}
+    start, last = first, first + n
+    while start < last:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--class", name, str(start),
+               str(last)]  # fmt: skip
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=(last - start) * CASE_TIMEOUT_S + 300,
+            cwd=str(HERE.parent),
+        )  # fmt: skip
+        started = None
+        for line in proc.stdout.splitlines():
+            tag, _, rest = line.partition(" ")
+            if tag == "S":
+                started = int(rest)
+            elif tag == "D":
+                counts[rest.split(" ", 1)[1]] += 1
+                started = None
+            elif tag == "F":
+                seed, info = rest.split(" ", 1)
+                failures.append({"seed": int(seed), **json.loads(info)})
+                counts["failed"] += 1
+                started = None
+        if "END" in proc.stdout.splitlines() or started is None:
+            if "END" not in proc.stdout.splitlines():
+                failures.append({"seed": start, "type": "WorkerDied", "msg": proc.stderr[-2000:]})
+            break
+        kind = "Hang" if "Timeout" in proc.stderr else f"Crash(rc={proc.returncode})"
+        failures.append({"seed": started, "type": kind, "msg": proc.stderr[-1500:]})
+        counts["failed"] += 1
+        start = started + 1
+    return failures, counts
+
+
+@pytest.mark.parametrize("name", sorted(CLASSES))
+def test_fuzz_class(name):
+    failures, counts = run_class(name, FIRST_SEED, CLASS_CASES)
+    print(f"fuzz class {name}: seeds {FIRST_SEED}..{FIRST_SEED + CLASS_CASES - 1}: {counts}")
+    assert not failures, failures[:5]
+    assert counts["ok"] > 0 and counts["error"] > 0, counts
+
+
+# --------------------------------------------------------------------------------------------
 
 
 def _main(argv: list[str]) -> None:
     if argv[:1] == ["--worker"]:
         worker(int(argv[1]), int(argv[2]))
+    elif argv[:1] == ["--class"]:
+        class_worker(argv[1], int(argv[2]), int(argv[3]))
+    elif argv[:1] == ["--run-class"]:
+        failures, counts = run_class(argv[1], int(argv[2]), int(argv[3]))
+        print(argv[1], counts)
+        print(json.dumps(failures[:20], indent=1) if failures else "no failures")
     elif argv[:1] == ["--case"]:
         seed = int(argv[1])
         print(describe(seed))

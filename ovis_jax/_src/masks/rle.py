@@ -31,12 +31,17 @@ __all__ = [
     "rle_problem",
 ]
 
-# Texts of the problem codes of ovis_jax._src.masks.scan.scan_strings (1..4).
+# Texts of the problem codes of ovis_jax._src.masks.scan.scan_strings (1..6).
 _PROBLEMS = {
     1: "compressed RLE has a character outside '0'..'o'",
     2: "compressed RLE string ends in the middle of a value",
     3: "compressed RLE has a value longer than 7 characters",
     4: "compressed RLE decodes to a negative run length",
+    5: (
+        "compressed RLE has a 7-character value that overflows pycocotools' 32-bit decoding "
+        "(the official evaluator would read another mask)"
+    ),
+    6: "compressed RLE decodes to a run length above 2^31 - 1",
 }
 
 

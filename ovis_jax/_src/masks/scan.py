@@ -5,6 +5,20 @@ foreground, starting with background, each value written in 6-bit characters ``'
 (5 payload bits, 0x20 = "more characters follow", 0x10 of the last one = sign), values after
 the third stored as a difference to the value two places before.
 
+**One decoding, the official one.** pycocotools' ``rleFrString`` (hence the official evaluators
+and the server) assembles a value with 32-bit ``int`` shifts and stores each run as a 32-bit
+``uint``; these kernels use 64-bit arithmetic. The two agree on every value of at most 6
+characters, and on a 7-character value whose last character is ``'0'`` or ``'1'`` (payload bits
+30..34 all but bit 30 clear, no sign): there ``payload << 30`` fits a 32-bit ``int``. Any other
+7-character value is shifted out of 32 bits by pycocotools (undefined behaviour in C; on x86 the
+payload's upper bits are lost and the sign shift ``-1 << 35`` becomes ``-1 << 3``), so its value
+differs from the true one, or matches it only by that accident: such strings are refused
+(:data:`OVERFLOW`), as are values of 8 characters or more (:data:`TOO_LONG`), negative run
+lengths (:data:`NEGATIVE`; pycocotools would wrap them to huge ``uint`` runs) and run lengths
+above ``2^31 - 1`` (:data:`HUGE`; no frame holds that many pixels, and it keeps every stored run,
+which later values are differences to, the same in 32 and 64 bits). So a string accepted here
+decodes in pycocotools to the same runs, value by value.
+
 Every kernel is compiled once with ``cache=True`` and ``nogil=True`` (see
 :func:`ovis_jax._src.parallel.run_chunks`). The texts of the problem codes live in
 :mod:`ovis_jax._src.masks.rle`.
@@ -17,8 +31,10 @@ import numpy as np
 
 __all__ = [
     "BAD_CHAR",
+    "HUGE",
     "NEGATIVE",
     "OK",
+    "OVERFLOW",
     "TOO_LONG",
     "TRUNCATED",
     "decode_boundaries",
@@ -27,7 +43,7 @@ __all__ = [
 ]
 
 # Problem codes of scan_strings, per string.
-OK, BAD_CHAR, TRUNCATED, TOO_LONG, NEGATIVE = range(5)
+OK, BAD_CHAR, TRUNCATED, TOO_LONG, NEGATIVE, OVERFLOW, HUGE = range(7)
 _INT32_MAX = 2**31 - 1
 
 _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
@@ -72,6 +88,7 @@ def scan_strings(chars, char_start, s0, s1, codes, totals, areas, firsts, lasts,
         code = OK
         while p < end and code == OK:
             x = np.int64(0)
+            c = np.int64(0)
             k = 0
             more = True
             while more:
@@ -93,13 +110,16 @@ def scan_strings(chars, char_start, s0, s1, codes, totals, areas, firsts, lasts,
                     x |= np.int64(-1) << (5 * k)
             if code != OK:
                 break
+            if k == 7 and (c & 0x1E) != 0:  # pycocotools' 32-bit shifts lose payload bits
+                code = OVERFLOW
+                break
             if m > 2:
                 x += prev2
             if x < 0:
                 code = NEGATIVE
                 break
             if x > _INT32_MAX:
-                code = TOO_LONG
+                code = HUGE
                 break
             if m & 1 and x > 0:
                 if first < 0:

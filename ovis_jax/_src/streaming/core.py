@@ -19,6 +19,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from ovis_jax._src.streaming.labels import split_labels
 from ovis_jax._src.streaming.state import StreamingState
 from ovis_jax._src.streaming.tables import BLOCK, INT32_LIMIT, GTBatch
 
@@ -133,7 +134,8 @@ def update_state(
         video_pos: int32[B] each video's row in the state, -1 for padding.
         masks: bool or float[B, N, F, H, W] (thresholded at 0.5 unless boolean), N <= N_max.
         scores: float[B, N].
-        labels: int[B, N].
+        labels: int[B, N] category ids, or the ``(lo, hi)`` int32[B, N] halves of
+            :func:`~ovis_jax._src.streaming.labels.host_labels`.
         valid: bool[B, N], or None for all.
         num_pixels: L of the tables (static).
         num_tracks: G of the tables (static).
@@ -149,6 +151,7 @@ def update_state(
     if f * h * w >= INT32_LIMIT:
         raise ValueError(f"a canvas of {f}x{h}x{w} pixels overflows int32 pixel counts")
     fg = masks if masks.dtype == jnp.bool_ else masks >= 0.5
+    label_lo, label_hi = split_labels(labels)
     if valid is None:
         valid = jnp.ones((b, n), jnp.bool_)
     stats = functools.partial(video_stats, num_pixels=num_pixels, num_tracks=num_tracks)
@@ -166,7 +169,8 @@ def update_state(
         pred_area=put(state.pred_area, area),
         pred_frames=put(state.pred_frames, frames),
         score=put(state.score, jnp.asarray(scores, jnp.float32)),
-        label=put(state.label, jnp.asarray(labels, jnp.int32)),
+        label=put(state.label, label_lo),
+        label_hi=put(state.label_hi, label_hi),
         valid=put(state.valid, jnp.asarray(valid, jnp.bool_), False),
         updated=state.updated.at[write].set(True, mode="drop"),
         conflict=state.conflict.at[mark].set(True, mode="drop"),

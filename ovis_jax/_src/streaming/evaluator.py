@@ -43,8 +43,10 @@ Conventions of dense predictions (all documented numbers refer to these):
   the results equal the file path's for a file whose scores are those float32 values written as
   Python floats. Ties between scores are broken by prediction index within a video, which is the
   file order when predictions are written video by video in index order (metric step 5).
-* Labels are category ids; predictions whose label is not a ground-truth category are not
-  evaluated (counted in a warning, as the file path does).
+* Labels are category ids, held to the rules of a results file's ``category_id``: an integer
+  dtype and values in int64 (64-bit ids are kept exactly, as two int32 halves in the state);
+  anything else is a ``ValueError`` naming the video and prediction. Predictions whose label is
+  not a ground-truth category are not evaluated (counted in a warning, as the file path does).
 
 Shapes follow the legend of :mod:`ovis_jax._src.legend`: V videos of the ground truth
 (ascending id order), F frames, H×W pixels (the padded canvas of a batch), B videos in a batch,
@@ -100,6 +102,7 @@ from ovis_jax._src.streaming.core import (
     update_state,
     update_state_jit,
 )
+from ovis_jax._src.streaming.labels import host_labels, join_labels
 from ovis_jax._src.streaming.state import StreamingState, check_fingerprint, check_like
 from ovis_jax._src.streaming.tables import INT32_LIMIT, GTBatch, build_tables, host_ints, prepare
 
@@ -269,7 +272,7 @@ class StreamingEvaluator:
             masks: bool or float[B, N, F, H, W] each video's predicted masks at the video's size,
                 zero-padded (see the module docstring); N <= ``max_predictions``.
             scores: float[B, N].
-            labels: int[B, N] category ids.
+            labels: int[B, N] category ids (any integer dtype; 64-bit ids are kept exactly).
             valid: bool[B, N] which entries are real predictions; all by default.
             check: also check at once that no video is already updated in ``state`` (reads
                 ``state.updated`` back, so it waits for the previous update).
@@ -279,7 +282,8 @@ class StreamingEvaluator:
 
         Raises:
             ValueError: a bad shape, an unknown video, a video twice in the batch or (with
-                ``check``) already updated (named), a state of other ground truth.
+                ``check``) already updated (named), a state of other ground truth, a label that
+                is not an integer category id of 64 bits (named by video and prediction).
         """
         state = self.validate(state)
         ids = host_ints(video_ids, "video_ids")
@@ -292,10 +296,13 @@ class StreamingEvaluator:
         self._check_shapes(shape, scores, labels, valid)
         pos, gt_batch = self.prepare(ids)
         self._check_videos(ids, pos, shape, np.asarray(state.updated) if check else None)
+        real = np.ones(shape[:2], dtype=bool) if valid is None else np.asarray(valid, bool)
+        labels = host_labels(labels, real=real & (pos >= 0)[:, None], video_ids=ids)
         sharding = batch_sharding(masks)
         video_pos = pos if sharding is None else jax.device_put(pos, sharding)
         if sharding is not None:
             gt_batch = GTBatch(*(jax.device_put(x, sharding) for x in gt_batch))
+            labels = tuple(jax.device_put(x, sharding) for x in labels)
         new = update_state_jit(
             state, gt_batch, video_pos, masks, scores, labels, valid,
             num_pixels=self.num_pixels, num_tracks=self.num_slots,
@@ -439,7 +446,7 @@ class StreamingEvaluator:
         return evaluate_tracks(
             self.gt,
             video_id=self.tables.video_ids[d_v],
-            category_id=np.asarray(host.label)[d_v, d_n].astype(np.int64),
+            category_id=join_labels(host.label, host.label_hi)[d_v, d_n],
             score=np.asarray(host.score)[d_v, d_n].astype(np.float64),
             avg_area=avg_area,
             area=area,
@@ -466,8 +473,8 @@ def _selected(host: StreamingState, video_ids: np.ndarray, category_ids: Any):
             f"video {int(video_ids[d_v[i]])}, prediction {int(d_n[i])}: score {score[i]} is not "
             "finite"
         )
-    label = np.asarray(host.label)[d_v, d_n].astype(np.int64)
-    known = np.isin(label, category_ids)
+    label = join_labels(host.label, host.label_hi)[d_v, d_n]
+    known = np.isin(label, np.asarray(category_ids, dtype=np.int64))
     warnings: list[str] = []
     if d_v.size == 0:
         warnings.append(messages.EMPTY_RESULTS)

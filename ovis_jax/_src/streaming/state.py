@@ -40,7 +40,9 @@ class StreamingState:
         pred_area: int32[V, N] pixels of each prediction, summed over the video's frames.
         pred_frames: int32[V, N] number of frames in which the prediction has pixels.
         score: float32[V, N].
-        label: int32[V, N] category ids.
+        label: int32[V, N] category ids: their low 32 bits (the id itself for ids in int32).
+        label_hi: int32[V, N] the high 32 bits of the category ids (0 or -1 for ids in
+            int32), so that every 64-bit id a results file may hold is kept exactly.
         valid: bool[V, N] whether the entry is a real prediction.
         updated: bool[V] whether the video was updated (a video never updated has no
             predictions).
@@ -54,6 +56,7 @@ class StreamingState:
     pred_frames: jax.Array
     score: jax.Array
     label: jax.Array
+    label_hi: jax.Array
     valid: jax.Array
     updated: jax.Array
     conflict: jax.Array
@@ -72,6 +75,7 @@ class StreamingState:
             pred_frames=jnp.zeros((v, n), jnp.int32),
             score=jnp.zeros((v, n), jnp.float32),
             label=jnp.zeros((v, n), jnp.int32),
+            label_hi=jnp.zeros((v, n), jnp.int32),
             valid=jnp.zeros((v, n), jnp.bool_),
             updated=jnp.zeros((v,), jnp.bool_),
             conflict=jnp.zeros((v,), jnp.bool_),
@@ -85,6 +89,8 @@ class StreamingState:
         Raises:
             ValueError: a field is missing (named).
         """
+        if "label_hi" not in raw and "label" in raw:  # a state saved before label_hi existed
+            raw = {**raw, "label_hi": np.asarray(raw["label"]) >> 31}
         missing = [f for f in FIELDS if f not in raw]
         if missing:
             raise ValueError(
@@ -112,6 +118,7 @@ class StreamingState:
             pred_frames=pick(self.pred_frames, other.pred_frames),
             score=pick(self.score, other.score),
             label=pick(self.label, other.label),
+            label_hi=pick(self.label_hi, other.label_hi),
             valid=pick(self.valid, other.valid),
             updated=self.updated | other.updated,
             conflict=self.conflict | other.conflict | (self.updated & other.updated),

@@ -9,7 +9,10 @@ intersects them, in int64 under a scoped ``jax.enable_x64(True)``; only per-pair
 **Decoding** (:func:`_prepare`: one jitted call on a chunk's buffer; no loop over strings). A
 compressed RLE string is a sequence of values, each 1..7 characters ``c - 48`` holding 5 payload
 bits (least significant first) and a "more follows" bit 0x20; the last character of a value
-carries the sign in bit 0x10. Over the whole buffer at once:
+carries the sign in bit 0x10. The strings were validated on the host
+(:func:`ovis_jax._src.masks.scan.scan_strings`), which accepts only values that pycocotools'
+32-bit decoder reads the same, so the int64 arithmetic here gives the official runs. Over the
+whole buffer at once:
 
 1. a character ends a value iff its bit 0x20 is clear; an exclusive cumsum of these flags gives
    each character its value index, and a running maximum (``lax.cummax``) of the value starts its

@@ -400,3 +400,36 @@ def test_ground_truth_with_the_issue_string_is_refused():
     gt["annotations"][0]["segmentations"][1] = {"size": [H, W], "counts": ISSUE_STRING}
     with pytest.raises(FormatError, match=r"annotations\[0\] \(video_id 7\), frame 1"):
         ovis_jax.load_ground_truth(gt)
+
+
+# --------------------------------------------------------------------------------------------
+# Inner zero-length runs: pycocotools' merge can stop early at one (a mask scored against itself
+# gets IoU 0 in the official evaluator), so they are refused on every backend; a leading or a
+# trailing zero-length run is merged correctly and accepted.
+
+
+@pytest.mark.parametrize("runs", [[0, 0, 105, 105], [105, 0, 0, 105], [50, 55, 0, 50, 55]])
+@pytest.mark.parametrize("backend", ["cpu", "jax", "reference"])
+def test_inner_zero_run_is_refused_on_every_backend(backend, runs):
+    gt, results = _dataset(write_counts(runs))
+    with pytest.raises(FormatError) as info:
+        ovis_jax.evaluate(gt, results, backend=backend)
+    assert WHERE in str(info.value) and "zero-length run" in str(info.value)
+    assert ours(write_counts(runs).encode())[0] == scan.ZERO_RUN
+
+
+def test_inner_zero_run_in_uncompressed_ground_truth_is_refused():
+    gt, results = _dataset(write_counts([105, 105]))
+    gt["annotations"][0]["segmentations"][0] = {"size": [H, W], "counts": [100, 0, 5, 105]}
+    with pytest.raises(FormatError, match="zero-length run"):
+        ovis_jax.evaluate(gt, results, backend="cpu")
+
+
+@pytest.mark.parametrize("runs", [[0, H * W], [105, 105, 0], [0, 105, 105, 0]])
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+def test_leading_and_trailing_zero_runs_are_accepted(backend, runs):
+    gt, results = _dataset(write_counts(runs))
+    got = ovis_jax.evaluate(gt, results, backend=backend).stats
+    trimmed = [r for i, r in enumerate(runs) if r or i == 0]
+    gt, results = _dataset(write_counts(trimmed if trimmed[-1] else trimmed[:-1]))
+    assert got == ovis_jax.evaluate(gt, results, backend="cpu").stats

@@ -42,6 +42,10 @@ _PROBLEMS = {
         "(the official evaluator would read another mask)"
     ),
     6: "compressed RLE decodes to a run length above 2^31 - 1",
+    7: (
+        "RLE has a zero-length run between two others (pycocotools' merge, which the official "
+        "evaluator uses, can stop early at such a run and miscount the mask; re-encode the mask)"
+    ),
 }
 
 

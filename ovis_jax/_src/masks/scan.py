@@ -37,13 +37,14 @@ __all__ = [
     "OVERFLOW",
     "TOO_LONG",
     "TRUNCATED",
+    "ZERO_RUN",
     "decode_boundaries",
     "decode_lengths",
     "scan_strings",
 ]
 
 # Problem codes of scan_strings, per string.
-OK, BAD_CHAR, TRUNCATED, TOO_LONG, NEGATIVE, OVERFLOW, HUGE = range(7)
+OK, BAD_CHAR, TRUNCATED, TOO_LONG, NEGATIVE, OVERFLOW, HUGE, ZERO_RUN = range(8)
 _INT32_MAX = 2**31 - 1
 
 _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
@@ -86,6 +87,7 @@ def scan_strings(chars, char_start, s0, s1, codes, totals, areas, firsts, lasts,
         first = np.int64(-1)
         last = np.int64(0)
         code = OK
+        zero_before = False
         while p < end and code == OK:
             x = np.int64(0)
             c = np.int64(0)
@@ -121,6 +123,10 @@ def scan_strings(chars, char_start, s0, s1, codes, totals, areas, firsts, lasts,
             if x > _INT32_MAX:
                 code = HUGE
                 break
+            if zero_before:  # pycocotools' merge can end early at an inner zero-length run
+                code = ZERO_RUN
+                break
+            zero_before = x == 0 and m > 0
             if m & 1 and x > 0:
                 if first < 0:
                     first = pos

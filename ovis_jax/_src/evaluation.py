@@ -86,6 +86,7 @@ def evaluate(
     errors: bool = False,
     metrics: Any = ("ap",),
     metric_options: Mapping[str, Mapping[str, Any]] | None = None,
+    arrays: bool = False,
 ) -> EvalResult:
     """Evaluates results against ground truth: the official OVIS / YouTube-VIS video mask AP.
 
@@ -115,6 +116,11 @@ def evaluate(
             object, or a comma-separated string. Each result is ``EvalResult.metrics[name]``
             (for every subset too).
         metric_options: per metric name, keyword options of its factory.
+        arrays: compute the official precision / recall / scores arrays (and the length
+            pass's) during the evaluation. Otherwise only what the summary, the per-category
+            rows, the groups and the plots read is kept (the categories with ground truth, the
+            summary's slots), and ``result.precision`` / ``recall`` / ``scores`` are computed
+            on first read (the same numbers; the result holds what that needs until then).
 
     Returns:
         The :class:`EvalResult` (named stats, precision [T, R, K, A, O, M], recall
@@ -125,6 +131,8 @@ def evaluate(
         FormatError: on a malformed input, naming the item, or a ground truth without
             annotations.
         ValueError: on an unknown backend, or a subset / group naming unknown ids.
+        ResourceError: when the arrays would not fit in memory (a ``MemoryError`` and a
+            ``ValueError``), saying how much they need and how to reduce it.
     """
     if backend != "auto" and backend not in backend_names():
         raise ValueError(
@@ -154,7 +162,7 @@ def evaluate(
     chosen = resolve_backend(backend, gt, results)
     logger.info("backend: %s", chosen)
     engine = get_backend(chosen)
-    options = {"params": params, "lengths": lengths}
+    options = {"params": params, "lengths": lengths, "arrays": arrays}
     result = run_pipeline(engine, gt, results, **options, matches=matches)
     timings = {**watch.timings, **result.timings}
     watch = Stopwatch()

@@ -17,7 +17,7 @@ D     results (predicted tracks), flat over all videos; padded where a kernel ne
 G     ground-truth tracks, flat over all videos, or per video where the axis follows V / Q
 T     IoU thresholds
 R     recall thresholds
-K     categories
+K     categories (in a compact accumulation, only the kept ones: those with ground truth)
 A     area ranges
 O     occlusion ranges (1 for YouTube-VIS format)
 M     max-detection cuts
@@ -39,6 +39,7 @@ L     pixel slots of a video's ground-truth pixel list (streaming; padded)
 Z     states stacked along a leading axis (``StreamingState.reduce``)
 X     tracks of a mask table (its D results or its G ground-truth tracks)
 E     elements of a generic helper (any flat axis)
+I     kept (area range, occlusion range, max-detection cut) slots of a compact accumulation
 ====  =========================================================================================
 """
 
@@ -73,4 +74,5 @@ LEGEND: dict[str, str] = {
     "Z": "stacked states",
     "X": "tracks of a mask table",
     "E": "elements of a generic helper",
+    "I": "kept (area, occlusion, maxDet) slots of a compact accumulation",
 }

@@ -44,10 +44,21 @@ class Backend(Protocol):
         """Metric steps 8-10: matched and ignored flags of the kept results."""
 
     def accumulate(
-        self, gt: Any, results: Any, plan: Any, flags: Any, params: EvalParams, *, scores: bool
+        self,
+        gt: Any,
+        results: Any,
+        plan: Any,
+        flags: Any,
+        params: EvalParams,
+        *,
+        scores: bool,
+        layout: Any = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Metric step 11: precision float64[T, R, K, A, O, M], recall float64[T, K, A, O, M]
-        and scores float64[T, R, K, A, O, M] (None unless ``scores``)."""
+        """Metric step 11 in ``layout`` (a :class:`~ovis_jax._src.metrics.ap.curves.CurveLayout`:
+        its kept categories K and slots I; every category and slot by default): precision
+        float64[T, R, K, I], recall float64[T, K, I] and scores float64[T, R, K, I] (None
+        unless ``scores``). A backend without ``layout`` returns the official arrays and the
+        pipeline takes the layout's part."""  # fmt: skip
 
     def match_records(self, gt: Any, results: Any, plan: Any, ious: Any, params: EvalParams):
         """Per result, the ground truth it is matched to (:class:`~ovis_jax.Matches`)."""

@@ -15,6 +15,7 @@ import numpy as np
 
 from ovis_jax._src import progress
 from ovis_jax._src.io.loading import GroundTruth, Results
+from ovis_jax._src.metrics.ap.curves import CurveLayout
 from ovis_jax._src.params import EvalParams
 from ovis_jax._src.similarity.reference import frame_ious, track_iou
 
@@ -166,16 +167,19 @@ def _curve(tp_sum, fp_sum, scores, npig, rec_thrs):
     return q, recall, ss
 
 
-def _accumulate(evals, video_ids, cat_ids, params: EvalParams, n_o: int):
-    """Step 11: precision [T, R, K, A, O, M], recall [T, K, A, O, M], scores [T, R, K, A, O, M]."""
+def _accumulate(evals, video_ids, cat_ids, params: EvalParams, n_o: int, layout=None):
+    """Step 11 in ``layout`` (its kept categories and (area, occlusion, maxDet) slots; all by
+    default): precision [T, R, K, I], recall [T, K, I], scores [T, R, K, I]."""
     n_t, n_r = len(params.iou_thresholds), len(params.recall_thresholds)
-    n_k, n_a = len(cat_ids), len(params.area_ranges)
-    n_m = len(params.max_dets)
-    precision = -np.ones((n_t, n_r, n_k, n_a, n_o, n_m))
-    recall = -np.ones((n_t, n_k, n_a, n_o, n_m))
-    scores_out = -np.ones((n_t, n_r, n_k, n_a, n_o, n_m))
+    n_a, n_m = len(params.area_ranges), len(params.max_dets)
+    if layout is None:
+        layout = CurveLayout.full(len(cat_ids), (n_a, n_o, n_m))
+    n_j, n_s = layout.cats.shape[0], layout.num_slots
+    precision = -np.ones((n_t, n_r, n_j, n_s))
+    recall = -np.ones((n_t, n_j, n_s))
+    scores_out = -np.ones((n_t, n_r, n_j, n_s))
     rec_thrs = params.recall_array
-    for ki, k in enumerate(cat_ids):
+    for ki, k in enumerate(cat_ids[c] for c in layout.cats):
         pair_evals = [evals[(v, k)] for v in video_ids if (v, k) in evals]
         if not pair_evals:
             continue
@@ -186,6 +190,9 @@ def _accumulate(evals, video_ids, cat_ids, params: EvalParams, n_o: int):
                 if npig == 0:
                     continue
                 for mi, max_det in enumerate(params.max_dets):
+                    s = layout.slots[a, o, mi]
+                    if s < 0:
+                        continue
                     scores = np.concatenate([e.scores[:max_det] for e in pair_evals])
                     order = np.argsort(-scores, kind="mergesort")
                     matched = np.concatenate(
@@ -198,9 +205,9 @@ def _accumulate(evals, video_ids, cat_ids, params: EvalParams, n_o: int):
                     fp_sum = np.cumsum(~matched & ~ignored, axis=1).astype(np.float64)
                     for t in range(n_t):
                         q, rc, ss = _curve(tp_sum[t], fp_sum[t], scores[order], npig, rec_thrs)
-                        precision[t, :, ki, a, o, mi] = q
-                        recall[t, ki, a, o, mi] = rc
-                        scores_out[t, :, ki, a, o, mi] = ss
+                        precision[t, :, ki, s] = q
+                        recall[t, ki, s] = rc
+                        scores_out[t, :, ki, s] = ss
     return precision, recall, scores_out
 
 
@@ -282,11 +289,13 @@ class ReferenceBackend:
     def match(self, gt, results, plan: dict, ious: dict, params: EvalParams) -> dict:
         return {key: match_pair(gt, results, pair, params) for key, pair in ious.items()}
 
-    def accumulate(self, gt, results, plan: dict, flags: dict, params: EvalParams, *, scores):
+    def accumulate(
+        self, gt, results, plan: dict, flags: dict, params: EvalParams, *, scores, layout=None
+    ):
         n_o = params.occlusion_bounds(gt.has_occlusion).shape[0]
         video_ids = [v.id for v in gt.videos]
         cat_ids = [int(c) for c in gt.category_ids]
-        precision, recall, out_scores = _accumulate(flags, video_ids, cat_ids, params, n_o)
+        precision, recall, out_scores = _accumulate(flags, video_ids, cat_ids, params, n_o, layout)
         return precision, recall, (out_scores if scores else None)
 
     def match_records(self, gt, results, plan: dict, ious: dict, params: EvalParams):

@@ -308,6 +308,7 @@ def _run(args: argparse.Namespace, gt_path: str, results_path: str) -> None:
             groups=groups,
             matches=args.matches is not None,
             errors=args.errors,
+            arrays=args.arrays is not None,
         )
     except ValueError as e:
         if isinstance(e, FormatError):

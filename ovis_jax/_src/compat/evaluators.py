@@ -328,7 +328,9 @@ class VisEval:
                 ids = np.asarray(video_ids, dtype=np.int64)
                 gt, results = restrict_ground_truth(gt, ids), restrict_results(results, ids)
             params = eval_params(self._paramsEval, rec_thrs, ovis=self._ovis)
-            out = evaluate(gt, results, backend=self.backend, params=params, lengths=False)
+            out = evaluate(
+                gt, results, backend=self.backend, params=params, lengths=False, arrays=True
+            )
         self._runs[key] = out
         return out
 

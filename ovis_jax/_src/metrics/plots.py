@@ -56,7 +56,7 @@ def pr_curves(result: EvalResult) -> dict[str, np.ndarray]:
     the largest maxDet): ``{"IoU=0.50": float64[R], "IoU=0.75": ..., "IoU=0.50:0.95": ...}``
     (NaN where no category is defined). The mean of a curve is the matching AP."""
     iou = result.params.iou_array
-    p = result.precision[:, :, :, 0, 0, -1]  # [T, R, K]
+    _, p, _ = result.slot_curves(0, 0, -1)  # [T, R, K] of the categories with ground truth
     curves = {}
     for thr in (0.5, 0.75):
         t = np.flatnonzero(iou == thr)
@@ -85,11 +85,11 @@ def _plot_pr(result: EvalResult, path: str) -> None:
 def _category_ap(result: EvalResult) -> tuple[np.ndarray, list[str]]:
     """AP per category (IoU 0.50:0.95, area / occlusion "all", largest maxDet) of the categories
     that have ground truth, sorted descending, and their names."""
-    p = result.precision[:, :, :, 0, 0, -1]  # [T, R, K]
+    cats, p, _ = result.slot_curves(0, 0, -1)  # [T, R, K] of the categories with ground truth
     ap = _mean_curve(p.reshape(-1, p.shape[2]))
     keep = np.flatnonzero(np.isfinite(ap))
     order = keep[np.argsort(-ap[keep], kind="stable")]
-    return ap[order], [result.category_names[k] for k in order]
+    return ap[order], [result.category_names[cats[k]] for k in order]
 
 
 def _bars(ax, ap: np.ndarray, names: list[str], title: str) -> None:

@@ -24,6 +24,7 @@ from ovis_jax._src.backends.grouping import (
     range_flags,
 )
 from ovis_jax._src.io.loading import GroundTruth, Results
+from ovis_jax._src.metrics.ap.curves import CurveLayout
 from ovis_jax._src.metrics.matches import match_records
 from ovis_jax._src.parallel import run_chunks
 from ovis_jax._src.params import EvalParams
@@ -60,15 +61,19 @@ def _match(ious, groups: Groups, gt: GroundTruth, results: Results, params: Eval
 
 
 def _accumulate(
-    groups: Groups, gt: GroundTruth, results: Results, params: EvalParams, flags, *, scores=True
-):
-    """precision float64[T, R, K, A, O, M], recall float64[T, K, A, O, M] and scores
-    float64[T, R, K, A, O, M] (step 11); scores None when not asked for (its memory, as large
-    as precision's, is then never allocated)."""
+    groups: Groups, gt: GroundTruth, results: Results, params: EvalParams, flags, *, scores=True,
+    layout: CurveLayout | None = None,
+):  # fmt: skip
+    """precision float64[T, R, K, I], recall float64[T, K, I] and scores float64[T, R, K, I]
+    (step 11) in ``layout`` (K its kept categories, I its kept slots; the official arrays,
+    flattened past K, by default); scores None when not asked for (its memory, as large as
+    precision's, is then never allocated)."""
     matched, ignored, gt_ignore = flags
     n_k = gt.category_ids.shape[0]
     n_t, n_a, n_o = matched.shape[1:]
     n_r, n_m = len(params.recall_thresholds), len(params.max_dets)
+    if layout is None:
+        layout = CurveLayout.full(n_k, (n_a, n_o, n_m))
     npig = not_ignored_counts(gt, gt_ignore)
     d_group = groups.d_group
     d_k, d_v = groups.key[d_group] % max(n_k, 1), groups.key[d_group] // max(n_k, 1)
@@ -76,17 +81,18 @@ def _accumulate(
     order = np.lexsort((groups.d_rank, d_v, -score, d_k))
     cat_start = np.zeros(n_k + 1, dtype=np.int64)
     np.cumsum(np.bincount(d_k, minlength=n_k), out=cat_start[1:])
-    precision = np.full((n_t, n_r, n_k, n_a, n_o, n_m), -1.0)
-    recall = np.full((n_t, n_k, n_a, n_o, n_m), -1.0)
-    out_scores = np.full_like(precision, -1.0) if scores else np.empty((0, 1, 1, 1, 1, 1))
+    cats, n_j, n_s = layout.cats, layout.cats.shape[0], layout.num_slots
+    precision = np.full((n_t, n_r, n_j, n_s), -1.0)
+    recall = np.full((n_t, n_j, n_s), -1.0)
+    out_scores = np.full_like(precision, -1.0) if scores else np.empty((0, 1, 1, 1))
     run_chunks(
-        lambda k0, k1: K.accumulate(
+        lambda j0, j1: K.accumulate(
             order, cat_start, groups.d_rank, score, matched, ignored, npig,
-            np.asarray(params.max_dets, dtype=np.int64), params.recall_array, k0, k1,
-            precision, recall, out_scores,
+            np.asarray(params.max_dets, dtype=np.int64), params.recall_array, cats,
+            layout.slots, j0, j1, precision, recall, out_scores,
         ),
-        n_k,
-        cost=np.diff(cat_start) + 1,
+        n_j,
+        cost=(cat_start[cats + 1] - cat_start[cats]) + 1,
         min_cost=1 << 14,
     )  # fmt: skip
     return precision, recall, (out_scores if scores else None)
@@ -112,8 +118,10 @@ class CpuBackend:
     def match(self, gt, results, plan: Groups, ious: np.ndarray, params: EvalParams):
         return _match(ious, plan, gt, results, params)
 
-    def accumulate(self, gt, results, plan: Groups, flags, params: EvalParams, *, scores: bool):
-        return _accumulate(plan, gt, results, params, flags, scores=scores)
+    def accumulate(
+        self, gt, results, plan: Groups, flags, params: EvalParams, *, scores: bool, layout=None
+    ):
+        return _accumulate(plan, gt, results, params, flags, scores=scores, layout=layout)
 
     def match_records(self, gt, results, plan: Groups, ious: np.ndarray, params: EvalParams):
         return match_records(gt, results, plan, ious, params=params)

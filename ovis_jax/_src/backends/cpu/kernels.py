@@ -181,9 +181,9 @@ def match_groups(
 
 
 @_jit
-def accumulate(order, cat_start, rank, score, matched, ignored, npig, max_dets, rec_thrs, k0, k1,
-               precision, recall, scores):  # fmt: skip
-    """metric step 11 for categories ``k0:k1``.
+def accumulate(order, cat_start, rank, score, matched, ignored, npig, max_dets, rec_thrs, cats,
+               slots, j0, j1, precision, recall, scores):  # fmt: skip
+    """metric step 11 for the kept categories ``cats[j0:j1]``, in a compact layout.
 
     Args:
         order: int64[D] kept results sorted by (category, score descending, video, rank).
@@ -193,16 +193,20 @@ def accumulate(order, cat_start, rank, score, matched, ignored, npig, max_dets, 
         matched, ignored: bool[D, T, A, O].
         npig: int64[K, A, O] not-ignored ground truths.
         max_dets: int64[M]; rec_thrs: float64[R].
-        precision: float64[T, R, K, A, O, M] out (pre-filled with -1).
-        recall: float64[T, K, A, O, M] out (pre-filled with -1).
-        scores: float64[T, R, K, A, O, M] out (pre-filled with -1): the score of the result
-            each precision entry is read at, 0 past the last; not written if its T is 0.
+        cats: int64[K] the kept categories (row ``j`` of the outputs is category ``cats[j]``).
+        slots: int64[A, O, M] each slot's position on the outputs' I axis, -1 if not kept
+            (not computed).
+        precision: float64[T, R, K, I] out (pre-filled with -1), K the kept categories.
+        recall: float64[T, K, I] out (pre-filled with -1).
+        scores: float64[T, R, K, I] out (pre-filled with -1): the score of the result each
+            precision entry is read at, 0 past the last; not written if its T is 0.
     """
     n_t, n_a, n_o = matched.shape[1], matched.shape[2], matched.shape[3]
     n_r = rec_thrs.shape[0]
     eps = np.spacing(1.0)
     with_scores = scores.shape[0] > 0
-    for k in range(k0, k1):
+    for j in range(j0, j1):
+        k = cats[j]
         n = cat_start[k + 1] - cat_start[k]
         if n == 0 and npig[k].sum() == 0:
             continue
@@ -217,7 +221,8 @@ def accumulate(order, cat_start, rank, score, matched, ignored, npig, max_dets, 
                     ns += 1
             for a in range(n_a):
                 for o in range(n_o):
-                    if npig[k, a, o] == 0:
+                    s = slots[a, o, mi]
+                    if npig[k, a, o] == 0 or s < 0:
                         continue
                     for t in range(n_t):
                         tp = 0.0
@@ -231,7 +236,7 @@ def accumulate(order, cat_start, rank, score, matched, ignored, npig, max_dets, 
                                     fp += 1.0
                             rc[x] = tp / npig[k, a, o]
                             pr[x] = tp / (fp + tp + eps)
-                        recall[t, k, a, o, mi] = rc[ns - 1] if ns else 0.0
+                        recall[t, j, s] = rc[ns - 1] if ns else 0.0
                         for x in range(ns - 1, 0, -1):
                             if pr[x] > pr[x - 1]:
                                 pr[x - 1] = pr[x]
@@ -239,6 +244,6 @@ def accumulate(order, cat_start, rank, score, matched, ignored, npig, max_dets, 
                         for r in range(n_r):
                             while x < ns and rc[x] < rec_thrs[r]:
                                 x += 1
-                            precision[t, r, k, a, o, mi] = pr[x] if x < ns else 0.0
+                            precision[t, r, j, s] = pr[x] if x < ns else 0.0
                             if with_scores:
-                                scores[t, r, k, a, o, mi] = score[sel[x]] if x < ns else 0.0
+                                scores[t, r, j, s] = score[sel[x]] if x < ns else 0.0

@@ -33,6 +33,7 @@ from ovis_jax._src.backends.jax.iou import track_ious
 from ovis_jax._src.backends.jax.matching import match_groups
 from ovis_jax._src.io.loading import GroundTruth
 from ovis_jax._src.masks.rle import MaskTable
+from ovis_jax._src.metrics.ap.curves import CurveLayout
 from ovis_jax._src.metrics.ap.summary import EvalResult
 from ovis_jax._src.params import EvalParams
 
@@ -153,13 +154,17 @@ class _Flags(NamedTuple):
     mi: MatchInput
 
 
-def _accumulate(flags: _Flags, *, params: EvalParams, num_categories: int):
-    """Accumulation on the device (call under ``jax.enable_x64(True)``): precision
-    float64[T, R, K, A, O, M], recall float64[T, K, A, O, M] and scores float64[T, R, K, A, O, M]
-    (NumPy)."""
-    mi, n_k = flags.mi, num_categories
+def _accumulate(flags: _Flags, *, params: EvalParams, layout: CurveLayout):
+    """Accumulation on the device (call under ``jax.enable_x64(True)``) of ``layout``'s
+    categories only (the others are padding there): precision float64[T, R, K, I], recall
+    float64[T, K, I] and scores float64[T, R, K, I] (NumPy; K the kept categories, I the kept
+    slots, taken on the host)."""
+    mi, n_k = flags.mi, layout.cats.shape[0]
     k_pad = bucket(n_k, 8)  # padded categories have no ground truth: sliced off below
-    npig = np.concatenate([flags.npig, np.zeros((k_pad - n_k, *flags.npig.shape[1:]), np.int64)])
+    kept = flags.npig[layout.cats]
+    npig = np.concatenate([kept, np.zeros((k_pad - n_k, *kept.shape[1:]), np.int64)])
+    rows = np.full(layout.num_categories + 1, k_pad, dtype=np.int64)  # not kept: padding
+    rows[layout.cats] = np.arange(n_k)
     n = mi.dt_group.shape[0]
     pad = bucket(n, 256) - n
     big = np.iinfo(np.int32).max
@@ -168,7 +173,7 @@ def _accumulate(flags: _Flags, *, params: EvalParams, num_categories: int):
         return jax.device_put(np.concatenate([x, np.full((pad, *x.shape[1:]), fill, x.dtype)]))
 
     precision, recall, scores = accumulate(
-        padded(mi.group_category[mi.dt_group].astype(np.int32), k_pad),
+        padded(rows[mi.group_category[mi.dt_group]].astype(np.int32), k_pad),
         padded(mi.dt_score, 0.0),
         padded(mi.group_video[mi.dt_group].astype(np.int32), 0),
         padded(mi.dt_rank.astype(np.int32), big),
@@ -179,11 +184,14 @@ def _accumulate(flags: _Flags, *, params: EvalParams, num_categories: int):
         jax.device_put(params.recall_array),
         num_categories=k_pad,
     )
-    return (
-        np.asarray(precision)[:, :, :n_k],
-        np.asarray(recall)[:, :n_k],
-        np.asarray(scores)[:, :, :n_k],
-    )
+    flat = layout.slots.reshape(-1)
+    which = np.argsort(np.where(flat < 0, flat.size, flat))[: layout.num_slots]
+
+    def take(x, lead):  # [..., K, A, O, M] -> [..., K, I], on the device
+        x = x[(slice(None),) * lead + (slice(0, n_k),)]
+        return np.asarray(x.reshape(*x.shape[: lead + 1], flat.size)[..., which])
+
+    return take(precision, 2), take(recall, 1), take(scores, 2)
 
 
 def _float64_device() -> contextlib.AbstractContextManager:
@@ -308,8 +316,13 @@ class JaxBackend:
         matched, ignored = _match(mi, params)
         return _Flags(matched, ignored, not_ignored_counts(gt, gt_ignore), mi)
 
-    def accumulate(self, gt, results, plan: _Plan, flags: _Flags, params: EvalParams, *, scores):
-        p, r, s = _accumulate(flags, params=params, num_categories=gt.category_ids.shape[0])
+    def accumulate(
+        self, gt, results, plan: _Plan, flags: _Flags, params: EvalParams, *, scores, layout=None
+    ):
+        if layout is None:
+            shape = (*flags.npig.shape[1:], len(params.max_dets))
+            layout = CurveLayout.full(gt.category_ids.shape[0], shape)
+        p, r, s = _accumulate(flags, params=params, layout=layout)
         return p, r, (s if scores else None)
 
     def match_records(self, gt, results, plan: _Plan, ious: np.ndarray, params: EvalParams):

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from ovis_jax._src.io.loading import GroundTruth, Results, _fingerprint
-from ovis_jax._src.metrics.ap.summary import EvalResult, summarize
+from ovis_jax._src.metrics.ap.summary import EvalResult
 
 __all__ = [
     "PARTITION_GROUPS",
@@ -122,9 +122,4 @@ def group_stats(result: EvalResult, category_ids: np.ndarray) -> dict[str, float
         ``{key: value}`` like ``result.stats`` (-1 where no entry of the group is defined).
     """
     k = np.flatnonzero(np.isin(result.category_ids, category_ids))
-    return summarize(
-        result.precision[:, :, k],
-        result.recall[:, k],
-        params=result.params,
-        with_occlusion=result.format == "ovis",
-    )
+    return result.category_stats(k)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ovis_jax._src.metrics.ap.curves import CurveLayout, Curves, LazyCurves
 from ovis_jax._src.params import EvalParams
 
 __all__ = [
@@ -25,8 +26,11 @@ __all__ = [
     "format_subsets",
     "format_summary",
     "result_from_arrays",
+    "result_from_curves",
     "summarize",
+    "summarize_curves",
     "summarize_length",
+    "summary_slots",
 ]
 
 #: (key, is AP, IoU threshold or None, area range, occlusion range, maxDet), in print order.
@@ -60,6 +64,41 @@ def _mean_defined(x: np.ndarray) -> float:
     return float(np.mean(defined)) if defined.size else -1.0
 
 
+def summary_slots(params: EvalParams, *, with_occlusion: bool) -> set[tuple[int, int, int]]:
+    """The (area, occlusion, maxDet) slots that :func:`summarize` reads."""
+    area_names = [a[0] for a in params.area_ranges]
+    occ_names = [o[0] for o in params.occlusion_ranges]
+    out = set()
+    for key, _, _, area, occ, max_det in _SPECS:
+        if key in _OCC_KEYS and not with_occlusion:
+            continue
+        if area in area_names and occ in occ_names and max_det in params.max_dets:
+            m = list(params.max_dets).index(max_det)
+            out.add((area_names.index(area), occ_names.index(occ), m))
+    return out
+
+
+def _summary(get, *, params: EvalParams, with_occlusion: bool) -> dict[str, float]:
+    """The summary numbers from ``get(a, o, m)`` -> (float64[T, R, K] precision,
+    float64[T, K] recall) of one slot."""
+    area_names = [a[0] for a in params.area_ranges]
+    occ_names = [o[0] for o in params.occlusion_ranges]
+    stats: dict[str, float] = {}
+    for key, is_ap, thr, area, occ, max_det in _SPECS:
+        if key in _OCC_KEYS and not with_occlusion:
+            continue
+        if area not in area_names or occ not in occ_names or max_det not in params.max_dets:
+            stats[key] = -1.0  # no such slice: the mean of nothing, as the official code says
+            continue
+        m = list(params.max_dets).index(max_det)
+        s = get(area_names.index(area), occ_names.index(occ), m)[0 if is_ap else 1]
+        if thr is not None:
+            t = np.flatnonzero(params.iou_array == thr)  # exact, as the official code
+            s = s[t]
+        stats[key] = _mean_defined(s)
+    return stats
+
+
 def summarize(
     precision: np.ndarray, recall: np.ndarray, *, params: EvalParams, with_occlusion: bool
 ) -> dict[str, float]:
@@ -76,27 +115,41 @@ def summarize(
         value is the mean of the defined (> -1) entries of its slice, -1 if there are none
         (also when ``params`` has no such range or max-detection cut).
     """
-    area_names = [a[0] for a in params.area_ranges]
-    occ_names = [o[0] for o in params.occlusion_ranges]
-    stats: dict[str, float] = {}
-    for key, is_ap, thr, area, occ, max_det in _SPECS:
-        if key in _OCC_KEYS and not with_occlusion:
-            continue
-        if area not in area_names or occ not in occ_names or max_det not in params.max_dets:
-            stats[key] = -1.0  # no such slice: the mean of nothing, as the official code says
-            continue
-        a = area_names.index(area)
-        o = occ_names.index(occ)
-        m = list(params.max_dets).index(max_det)
-        if is_ap:
-            s = precision[:, :, :, a, o, m]
-        else:
-            s = recall[:, :, a, o, m]
-        if thr is not None:
-            t = np.flatnonzero(params.iou_array == thr)  # exact, as the official code
-            s = s[t]
-        stats[key] = _mean_defined(s)
-    return stats
+    return _summary(
+        lambda a, o, m: (precision[:, :, :, a, o, m], recall[:, :, a, o, m]),
+        params=params,
+        with_occlusion=with_occlusion,
+    )
+
+
+def summarize_curves(
+    curves: Curves, *, params: EvalParams, with_occlusion: bool, rows: np.ndarray | None = None
+) -> dict[str, float]:
+    """:func:`summarize` of compact curves (the same float64 numbers).
+
+    Args:
+        curves: the accumulation, in a layout keeping :func:`summary_slots`.
+        params, with_occlusion: as :func:`summarize`.
+        rows: int64[K] the kept categories' rows to summarize (ascending), all by default.
+    """
+
+    def get(a, o, m):
+        p, r = curves.slot(a, o, m)
+        return (p, r) if rows is None else (p[:, :, rows], r[:, rows])
+
+    return _summary(get, params=params, with_occlusion=with_occlusion)
+
+
+def length_slots(num_ranges: int, num_max_dets: int) -> set[tuple[int, int, int]]:
+    """The slots :func:`summarize_length` reads: every length range, "all", the largest
+    maxDet."""
+    return {(i, 0, num_max_dets - 1) for i in range(num_ranges)}
+
+
+def _length_summary(get, ranges) -> dict[str, float]:
+    ap = {f"AP_{name}": _mean_defined(get(i)[0]) for i, (name, _, _) in enumerate(ranges)}
+    ar = {f"AR_{name}": _mean_defined(get(i)[1]) for i, (name, _, _) in enumerate(ranges)}
+    return {**ap, **ar}
 
 
 def summarize_length(
@@ -113,11 +166,17 @@ def summarize_length(
     Returns:
         ``{"AP_<name>": ..., then "AR_<name>": ...}``; -1 where no entry is defined.
     """
-    ap = {f"AP_{name}": _mean_defined(precision[:, :, :, i, 0, -1]) for i, (name, _, _) in
-          enumerate(ranges)}  # fmt: skip
-    ar = {f"AR_{name}": _mean_defined(recall[:, :, i, 0, -1]) for i, (name, _, _) in
-          enumerate(ranges)}  # fmt: skip
-    return {**ap, **ar}
+    return _length_summary(lambda i: (precision[:, :, :, i, 0, -1], recall[:, :, i, 0, -1]), ranges)
+
+
+def _summarize_length_curves(curves: Curves, ranges, rows: np.ndarray | None = None):
+    n_m = curves.layout.slots.shape[2]
+
+    def get(i):
+        p, r = curves.slot(i, 0, n_m - 1)
+        return (p, r) if rows is None else (p[:, :, rows], r[:, rows])
+
+    return _length_summary(get, ranges)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -127,8 +186,10 @@ class EvalResult:
     Attributes:
         format: ``"ovis"`` or ``"ytvis"``.
         stats: the official numbers by name, in the official order.
-        precision: float64[T, R, K, A, O, M]; O is 1 ("all") for YouTube-VIS format.
-        recall: float64[T, K, A, O, M].
+        curves: the accumulation in the compact layout the summary, the per-category rows,
+            the groups and the plots read (:class:`~ovis_jax._src.metrics.ap.curves.Curves`:
+            the categories with ground truth, the slots of the summary numbers), or the full
+            layout when the arrays were asked for.
         category_ids: int64[K].
         category_names: K names.
         params: the parameters used.
@@ -140,14 +201,10 @@ class EvalResult:
         groups: per category group (``evaluate(..., groups=)``, and LV-VIS ``base`` /
             ``novel``), the summary numbers restricted to its categories.
         group_categories: per group, int64[K'] its category ids.
-        scores: float64[T, R, K, A, O, M] the score of the result at which each precision
-            entry is read (0 past the last result, -1 where undefined), as the official
-            ``eval['scores']``.
         length_stats: AP and AR (maxDet 100) per track-length range (``"AP_short"``, ...,
             ``"AR_short"``, ...); empty where the length pass did not run.
         length_ranges: the L named, inclusive track-length ranges (frames).
-        length_precision: float64[T, R, K, L, 1, M] of the length pass, or None.
-        length_recall: float64[T, K, L, 1, M] of the length pass, or None.
+        length_curves: the length pass's accumulation (compact or full), or None.
         matches: the per-result matching (:class:`~ovis_jax.Matches`) when asked for.
         metrics: per metric name (``evaluate(metrics=...)``, e.g. ``"errors"``), that metric's
             own result: the one place where analyses beside the AP hang off.
@@ -157,8 +214,7 @@ class EvalResult:
 
     format: str
     stats: dict[str, float]
-    precision: np.ndarray
-    recall: np.ndarray
+    curves: Curves
     category_ids: np.ndarray
     category_names: tuple[str, ...]
     params: EvalParams
@@ -177,14 +233,78 @@ class EvalResult:
             return None
         return (self.subsets["short"].stats["AP"] + self.subsets["long"].stats["AP"]) / 2
 
-    scores: np.ndarray | None = None
     length_stats: dict[str, float] = dataclasses.field(default_factory=dict)
     length_ranges: tuple[tuple[str, float, float], ...] = ()
-    length_precision: np.ndarray | None = None
-    length_recall: np.ndarray | None = None
+    length_curves: Curves | None = None
     matches: Any = None
     metrics: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     metric_objects: Mapping[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+    full_curves: LazyCurves | None = dataclasses.field(default=None, repr=False)
+    length_full_curves: LazyCurves | None = dataclasses.field(default=None, repr=False)
+
+    # The official arrays. Unless ``evaluate(..., arrays=True)`` asked for them, they are
+    # computed on first read (the accumulation again, in the full layout: the same numbers),
+    # and until then the result holds the inputs that accumulation needs.
+
+    @property
+    def precision(self) -> np.ndarray:
+        """float64[T, R, K, A, O, M]; O is 1 ("all") for YouTube-VIS format."""
+        return self._official(self.full_curves, self.curves)[0]
+
+    @property
+    def recall(self) -> np.ndarray:
+        """float64[T, K, A, O, M]."""
+        return self._official(self.full_curves, self.curves)[1]
+
+    @property
+    def scores(self) -> np.ndarray | None:
+        """float64[T, R, K, A, O, M] the score of the result at which each precision entry is
+        read (0 past the last result, -1 where undefined), as the official ``eval['scores']``;
+        None where they were not computed."""
+        return self._official(self.full_curves, self.curves)[2]
+
+    @property
+    def length_precision(self) -> np.ndarray | None:
+        """float64[T, R, K, L, 1, M] of the length pass, or None."""
+        if self.length_curves is None:
+            return None
+        return self._official(self.length_full_curves, self.length_curves)[0]
+
+    @property
+    def length_recall(self) -> np.ndarray | None:
+        """float64[T, K, L, 1, M] of the length pass, or None."""
+        if self.length_curves is None:
+            return None
+        return self._official(self.length_full_curves, self.length_curves)[1]
+
+    @staticmethod
+    def _official(lazy: LazyCurves | None, curves: Curves):
+        if lazy is None:
+            return curves.official()
+        return lazy.get().official()
+
+    @property
+    def arrays_ready(self) -> bool:
+        """Whether the official arrays are in memory (reading them costs nothing more)."""
+        return self.full_curves is None or self.full_curves.ready
+
+    def slot_curves(self, a: int, o: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One (area, occlusion, maxDet) slot of the categories that can be defined:
+        ``(int64[K] category indices, float64[T, R, K] precision, float64[T, K] recall)``;
+        the other categories' entries are all -1."""
+        p, r = self.curves.slot(a, o, m)
+        return self.curves.layout.cats, p, r
+
+    def category_stats(self, k: np.ndarray) -> dict[str, float]:
+        """The summary numbers of categories ``k`` (int64[K] ascending indices): every
+        number's formula restricted to them, as :func:`summarize` of the arrays' slices."""
+        rows = self.curves.layout.rows()[np.asarray(k, dtype=np.int64)]
+        return summarize_curves(
+            self.curves,
+            params=self.params,
+            with_occlusion=self.format == "ovis",
+            rows=rows[rows >= 0],
+        )
 
     @property
     def errors(self) -> Any:
@@ -197,24 +317,31 @@ class EvalResult:
         keys of ``stats``) and, when computed, its AP / AR per track-length range; -1 where
         undefined."""
         rows = []
+        occ = self.format == "ovis"
+        undefined = dict.fromkeys(OVIS_KEYS if occ else YTVIS_KEYS, -1.0)
+        main_rows = self.curves.layout.rows()
+        length = self.length_curves
+        length_rows = length.layout.rows() if length is not None else None
+        no_length = {}
+        if length is not None:
+            no_length = {f"{p}_{name}": -1.0 for p in ("AP", "AR") for name, *_ in
+                         self.length_ranges}  # fmt: skip
         for k, (cid, name) in enumerate(zip(self.category_ids, self.category_names, strict=True)):
             row: dict[str, Any] = {"id": int(cid), "name": name}
-            row.update(
-                summarize(
-                    self.precision[:, :, k : k + 1],
-                    self.recall[:, k : k + 1],
-                    params=self.params,
-                    with_occlusion=self.format == "ovis",
-                )
-            )
-            if self.length_precision is not None and self.length_recall is not None:
+            i = main_rows[k]
+            if i < 0:  # no ground truth: every entry is -1
+                row.update(undefined)
+            else:
+                one = np.array([i])
                 row.update(
-                    summarize_length(
-                        self.length_precision[:, :, k : k + 1],
-                        self.length_recall[:, k : k + 1],
-                        ranges=self.length_ranges,
-                    )
+                    summarize_curves(self.curves, params=self.params, with_occlusion=occ, rows=one)
                 )
+            if length is not None:
+                j = length_rows[k]
+                if j < 0:
+                    row.update(no_length)
+                else:
+                    row.update(_summarize_length_curves(length, self.length_ranges, np.array([j])))
             rows.append(row)
         return rows
 
@@ -271,32 +398,73 @@ def result_from_arrays(
     scores: np.ndarray | None = None,
     length: tuple[EvalParams, np.ndarray, np.ndarray] | None = None,
 ) -> EvalResult:
-    """The :class:`EvalResult` of precision / recall arrays computed for ground truth ``gt``
-    (a :class:`~ovis_jax.GroundTruth`); ``warnings`` follow the ground truth's own.
+    """The :class:`EvalResult` of the official precision / recall arrays computed for ground
+    truth ``gt`` (a :class:`~ovis_jax.GroundTruth`); ``warnings`` follow the ground truth's own.
 
     Args:
+        precision: float64[T, R, K, A, O, M].
+        recall: float64[T, K, A, O, M].
         scores: float64[T, R, K, A, O, M], the score at each precision entry, if computed.
         length: ``(length_params, precision, recall)`` of the track-length pass, if it ran.
     """
-    extra: dict[str, Any] = {}
+    curves = _full_curves(precision, recall, scores)
+    length_part = None
     if length is not None:
         length_params, lp, lr = length
+        length_part = (length_params, _full_curves(lp, lr, None), None)
+    return result_from_curves(gt, curves, params=params, warnings=warnings, length=length_part)
+
+
+def _full_curves(precision, recall, scores) -> Curves:
+    n_t, n_r, n_k = precision.shape[:3]
+    layout = CurveLayout.full(n_k, precision.shape[3:])
+    n_s = layout.num_slots
+    return Curves(
+        layout,
+        np.ascontiguousarray(precision).reshape(n_t, n_r, n_k, n_s),
+        np.ascontiguousarray(recall).reshape(n_t, n_k, n_s),
+        None if scores is None else np.ascontiguousarray(scores).reshape(n_t, n_r, n_k, n_s),
+    )
+
+
+def result_from_curves(
+    gt: Any,
+    curves: Curves,
+    *,
+    params: EvalParams,
+    warnings: tuple[str, ...] = (),
+    full: LazyCurves | None = None,
+    length: tuple[EvalParams, Curves, LazyCurves | None] | None = None,
+) -> EvalResult:
+    """The :class:`EvalResult` of an accumulation in any layout keeping the summary's slots.
+
+    Args:
+        gt: the ground truth the curves were computed for.
+        curves: the accumulation (:func:`summary_slots` kept).
+        params: its parameters.
+        warnings: the evaluation's warnings (after the ground truth's own).
+        full: the full layout, computed now or on first use; None when ``curves`` is full.
+        length: ``(length_params, curves, full)`` of the track-length pass, if it ran.
+    """
+    extra: dict[str, Any] = {}
+    if length is not None:
+        length_params, lc, lfull = length
+        ranges = tuple(length_params.area_ranges)
         extra = {
-            "length_ranges": tuple(length_params.area_ranges),
-            "length_precision": lp,
-            "length_recall": lr,
-            "length_stats": summarize_length(lp, lr, ranges=tuple(length_params.area_ranges)),
+            "length_ranges": ranges,
+            "length_curves": lc,
+            "length_full_curves": lfull,
+            "length_stats": _summarize_length_curves(lc, ranges),
         }
     return EvalResult(
         format=gt.format,
-        stats=summarize(precision, recall, params=params, with_occlusion=gt.has_occlusion),
-        precision=precision,
-        recall=recall,
+        stats=summarize_curves(curves, params=params, with_occlusion=gt.has_occlusion),
+        curves=curves,
         category_ids=gt.category_ids.copy(),
         category_names=gt.category_names,
         params=params,
         warnings=tuple(gt.warnings) + tuple(warnings),
-        scores=scores,
+        full_curves=full,
         **extra,
     )
 

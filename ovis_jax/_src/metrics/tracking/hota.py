@@ -70,13 +70,7 @@ def _alignment(data: SequenceData, fv) -> np.ndarray:
     """float64[G, D] global alignment score (G gt ids, D tracker ids), with the gt and
     tracker detection counts float64[G, 1] and float64[1, D]."""
     norm = np.zeros_like(data.similarity)
-    big = np.zeros(fv.both.shape[0], dtype=np.int64)
-    n_big = K.hota_norm(data.similarity, fv.pair_start, fv.both, fv.n_gt, fv.n_tracker, norm, big)
-    for t in big[:n_big].tolist():  # 8 or more a side: NumPy's (pairwise) sums, as TrackEval
-        p0, p1 = fv.pair_start[t], fv.pair_start[t + 1]
-        n_g, n_d = int(fv.n_gt[t]), int(fv.n_tracker[t])
-        sim = data.similarity[p0:p1].reshape(n_d, n_g).T
-        norm[p0:p1] = _sim_iou(sim).T.reshape(-1)
+    K.hota_norm(data.similarity, fv.pair_start, fv.both, fv.n_gt, fv.n_tracker, norm)
     gi = data.gt_id[fv.gt_start[data.pair_frame] + data.pair_gt]
     ti = data.tracker_id[fv.tracker_start[data.pair_frame] + data.pair_tracker]
     potential = np.zeros((data.num_gt_ids, data.num_tracker_ids))

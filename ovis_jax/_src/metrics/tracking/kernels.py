@@ -13,7 +13,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ovis_jax._src.backends.cpu.kernels import _decode_tracks, _merge
+from ovis_jax._src.backends.cpu.kernels import _merge
+from ovis_jax._src.masks.scan import decode_boundaries
 
 __all__ = [
     "add_pairs",
@@ -56,14 +57,42 @@ def count_pairs(d_fs, d_fst, d_tracks, d_start, g_fs, g_fst, g_tracks, g_start, 
 
 
 @_jit
+def _reserve(side, tracks):
+    """A buffer for the run boundaries of every frame of ``tracks``, none decoded yet: frame
+    ``f``'s slot starts at ``-(buf_off[f] + 1)`` until :func:`_decoded` decodes it."""
+    _, _, frame_string, frame_start, nvals, _, _, _, buf_off = side
+    total = 0
+    for t in tracks:
+        for f in range(frame_start[t], frame_start[t + 1]):
+            s = frame_string[f]
+            if s >= 0:
+                buf_off[f] = -(total + 1)
+                total += nvals[s]
+    return np.empty(total, dtype=np.int64)
+
+
+@_jit
+def _decoded(side, buf, f):
+    """Frame ``f``'s offset in ``buf``, decoding its string on first use."""
+    chars, char_start, frame_string, _, _, _, _, _, buf_off = side
+    o = buf_off[f]
+    if o < 0:
+        o = -(o + 1)
+        s = frame_string[f]
+        decode_boundaries(chars, char_start[s], char_start[s + 1], buf, o)
+        buf_off[f] = o
+    return o
+
+
+@_jit
 def sequence_ious(d, g, d_tracks, d_start, g_tracks, g_start, lengths, pair_start, s0, s1,
                   sim, frame, row, col):  # fmt: skip
     """Per-frame mask IoUs of sequences ``s0:s1`` in TrackEval's layout: per frame where both
     sides have a (non-null) mask, every (tracker, gt) pair, tracker-major, both in track order.
 
-    Each track's strings are decoded once; a pair's intersection is merged only where both
-    masks are non-empty and their foreground spans overlap. ``IoU = I / (a_d + a_g - I)``,
-    0 where the union is empty.
+    A string is decoded once, and only if some pair needs it: a pair's intersection is merged
+    only where both masks are non-empty and their foreground spans overlap.
+    ``IoU = I / (a_d + a_g - I)``, 0 where the union is empty.
 
     Args:
         d, g: per side the kernel tuple of :func:`ovis_jax._src.similarity.cpu._side`.
@@ -73,15 +102,15 @@ def sequence_ious(d, g, d_tracks, d_start, g_tracks, g_start, lengths, pair_star
         frame, row, col: int64[J] out: the frame, the gt's row and the tracker's column within
             the frame's present detections.
     """
-    _, _, dfs, dfst, dnv, darea, dfirst, dlast, doff = d
-    _, _, gfs, gfst, gnv, garea, gfirst, glast, goff = g
+    _, _, dfs, dfst, dnv, darea, dfirst, dlast, _ = d
+    _, _, gfs, gfst, gnv, garea, gfirst, glast, _ = g
     for s in range(s0, s1):
         dt = d_tracks[d_start[s] : d_start[s + 1]]
         gt = g_tracks[g_start[s] : g_start[s + 1]]
         if dt.shape[0] == 0 or gt.shape[0] == 0 or pair_start[s + 1] == pair_start[s]:
             continue
-        dbuf = _decode_tracks(d, dt)
-        gbuf = _decode_tracks(g, gt)
+        dbuf = _reserve(d, dt)
+        gbuf = _reserve(g, gt)
         p = pair_start[s]
         for t in range(lengths[s]):
             c = 0
@@ -100,7 +129,8 @@ def sequence_ious(d, g, d_tracks, d_start, g_tracks, g_start, lengths, pair_star
                     if darea[sd] > 0 and garea[sg] > 0:
                         lo, hi = max(dfirst[sd], gfirst[sg]), min(dlast[sd], glast[sg])
                         if lo < hi:
-                            inter = _merge(dbuf, doff[fd], dnv[sd], gbuf, goff[fg], gnv[sg], lo, hi)
+                            od, og = _decoded(d, dbuf, fd), _decoded(g, gbuf, fg)
+                            inter = _merge(dbuf, od, dnv[sd], gbuf, og, gnv[sg], lo, hi)
                     union = darea[sd] + garea[sg] - inter
                     sim[p] = inter / union if union > 0 else 0.0
                     frame[p], row[p], col[p] = t, r, c
@@ -140,13 +170,40 @@ def _unique_argmax(score, n_g, n_d, out_g, out_d):
 
 
 @_jit
-def hota_norm(sim, pair_start, both, n_gt, n_tr, norm, big):
-    """Per pair entry TrackEval's normalised similarity ``s / (col_sum + row_sum - s)`` (0
-    where the denominator is not above EPS), for frames with fewer than 8 detections a side.
+def _pairwise(a, o, n):
+    """NumPy's pairwise summation of ``a[o:o + n]`` (its ``pairwise_sum``, blocks of 128)."""
+    if n < 8:
+        res = 0.0
+        for i in range(n):
+            res += a[o + i]
+        return res
+    if n <= 128:
+        r = np.empty(8)
+        for j in range(8):
+            r[j] = a[o + j]
+        i = 8
+        while i < n - (n % 8):
+            for j in range(8):
+                r[j] += a[o + i + j]
+            i += 8
+        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+        while i < n:
+            res += a[o + i]
+            i += 1
+        return res
+    n2 = n // 2
+    n2 -= n2 % 8
+    return _pairwise(a, o, n2) + _pairwise(a, o + n2, n - n2)
 
-    Below 8 values NumPy sums sequentially, as here, so values are NumPy's bit for bit; the
-    other frames (NumPy's pairwise summation) are left to the caller: their indices are
-    written to ``big`` and their number returned.
+
+@_jit
+def hota_norm(sim, pair_start, both, n_gt, n_tr, norm):
+    """Per pair entry TrackEval's normalised similarity ``s / (col_sum + row_sum - s)`` (0
+    where the denominator is not above EPS), bit for bit as NumPy computes it.
+
+    TrackEval's frame matrix is (gt, tracker) in Fortran order: NumPy sums a column (over the
+    contiguous gt axis) pairwise, and a row sequentially over the trackers, or pairwise when
+    there is one gt (the tracker axis is then contiguous).
 
     Args:
         sim: float64[J] the pair entries (per frame tracker-major).
@@ -154,32 +211,30 @@ def hota_norm(sim, pair_start, both, n_gt, n_tr, norm, big):
         both: int64 the frames with detections on both sides.
         n_gt, n_tr: int64[F] detections per frame.
         norm: float64[J] out.
-        big: int64 out (as long as ``both``).
     """
     rows = np.zeros(8)
     cols = np.zeros(8)
-    n_big = 0
     for t in both:
         p0, ng, nd = pair_start[t], n_gt[t], n_tr[t]
-        if ng >= 8 or nd >= 8:
-            big[n_big] = t
-            n_big += 1
-            continue
-        for i in range(ng):
-            rows[i] = 0.0
+        if rows.shape[0] < ng:
+            rows = np.zeros(ng)
+        if cols.shape[0] < nd:
+            cols = np.zeros(nd)
         for j in range(nd):
-            c = 0.0
+            cols[j] = _pairwise(sim, p0 + j * ng, ng)
+        if ng == 1:
+            rows[0] = _pairwise(sim, p0, nd)
+        else:
             for i in range(ng):
-                v = sim[p0 + j * ng + i]
-                c += v
-                rows[i] += v
-            cols[j] = c
+                rows[i] = 0.0
+            for j in range(nd):
+                for i in range(ng):
+                    rows[i] += sim[p0 + j * ng + i]
         for j in range(nd):
             for i in range(ng):
                 s = sim[p0 + j * ng + i]
                 denom = cols[j] + rows[i] - s
                 norm[p0 + j * ng + i] = s / denom if denom > 0 + EPS else 0.0
-    return n_big
 
 
 @_jit

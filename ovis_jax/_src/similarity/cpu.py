@@ -18,7 +18,7 @@ from ovis_jax._src.backends.grouping import Groups
 from ovis_jax._src.masks.rle import MaskTable
 from ovis_jax._src.parallel import run_chunks
 
-__all__ = ["frame_ious", "frame_table", "pair_ious"]
+__all__ = ["frame_ious", "frame_table", "pair_ious", "sequence_frame_ious"]
 
 
 def _side(masks: MaskTable) -> tuple[np.ndarray, ...]:
@@ -91,3 +91,45 @@ def frame_ious(results, gt, d: np.ndarray, g: np.ndarray):
     ious = pair_ious(frame_table(dm), frame_table(gm), groups)
     either = (dm.area[d_frames] > 0) | (gm.area[g_frames] > 0)
     return ious, either, start
+
+
+def sequence_frame_ious(
+    results, gt, d_tracks: np.ndarray, d_start: np.ndarray, g_tracks: np.ndarray,
+    g_start: np.ndarray, lengths: np.ndarray,
+):  # fmt: skip
+    """Per-frame IoUs of (video, category) sequences in TrackEval's layout, compiled.
+
+    Only frames where both tracks of a pair have a mask are computed, each track's strings are
+    decoded once, and intersections are merged only where foreground spans overlap.
+
+    Args:
+        results, gt: the loaded results and ground truth.
+        d_tracks, g_tracks: int64 each sequence's result / gt tracks (file order), sequence
+            after sequence.
+        d_start, g_start: int64[Q + 1] each sequence's slice of them.
+        lengths: int64[Q] frames of each sequence's video.
+
+    Returns:
+        ``(sim, frame, row, col, pair_start)``: float64[J] IoUs and int64[J] frame, gt row and
+        tracker column within the frame (per frame tracker-major), int64[Q + 1] each
+        sequence's slice.
+    """
+    from ovis_jax._src.metrics.tracking import kernels as TK
+
+    dm, gm = results.masks, gt.masks
+    n_q = lengths.shape[0]
+    counts = np.zeros(n_q, dtype=np.int64)
+    TK.count_pairs(dm.frame_string, dm.frame_start, d_tracks, d_start, gm.frame_string,
+                   gm.frame_start, g_tracks, g_start, lengths, counts)  # fmt: skip
+    pair_start = np.zeros(n_q + 1, dtype=np.int64)
+    np.cumsum(counts, out=pair_start[1:])
+    n = int(pair_start[-1])
+    sim = np.zeros(n)
+    frame, row, col = (np.zeros(n, dtype=np.int64) for _ in range(3))
+    d, g = _side(dm), _side(gm)
+    run_chunks(
+        lambda s0, s1: TK.sequence_ious(d, g, d_tracks, d_start, g_tracks, g_start, lengths,
+                                        pair_start, s0, s1, sim, frame, row, col),
+        n_q, cost=counts + 1, min_cost=4096,
+    )  # fmt: skip
+    return sim, frame, row, col, pair_start

@@ -3,18 +3,19 @@
 Per frame with detections on both sides, a Hungarian matching that first keeps the match of
 each gt id from the previous such frame (bonus 1000) and then maximises similarity; pairs
 below the threshold 0.5 never match. Frames with one side empty only add to the counts and,
-as in TrackEval, leave the "previous frame" state untouched. One-by-one frames take a scalar
-path with the same arithmetic.
+as in TrackEval, leave the "previous frame" state untouched. The walk is compiled
+(:mod:`~ovis_jax._src.metrics.tracking.kernels`); frames whose optimal assignment is not
+unique run ``linear_sum_assignment`` on TrackEval's score matrix.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from ovis_jax._src.metrics.tracking import kernels as K
 from ovis_jax._src.metrics.tracking.base import EPS, SequenceData, class_mean, combine_sum
 
 __all__ = [
@@ -59,37 +60,30 @@ def _match_frame(gt_ids, tr_ids, sim, prev_step: np.ndarray):
 
 def _walk(data: SequenceData, fv):
     """The sequential part over the frames with both sides: (tp, motp_sum, idsw, matched
-    count per gt id, fragment starts per gt id)."""
-    prev_id = np.full(data.num_gt_ids, np.nan)  # last matched tracker id (IDSW)
-    prev_step = np.full(data.num_gt_ids, np.nan)  # matches of the previous such frame
-    matched = np.zeros(data.num_gt_ids)
-    frag = np.zeros(data.num_gt_ids)
-    tp, idsw, motp = 0, 0, 0.0
-    last: list[int] = []  # gt ids with a non-NaN prev_step
-    for t in fv.both.tolist():
-        if fv.n_gt[t] == 1 and fv.n_tracker[t] == 1:
-            g = int(data.gt_id[fv.gt_start[t]])
-            d = int(data.tracker_id[fv.tracker_start[t]])
-            s = float(data.similarity[fv.pair_start[t]])
-            score = 0.0 if s < THRESHOLD - EPS else 1000 * int(prev_step[g] == d) + s
-            m_g, m_d, m_s = ([g], [d], [s]) if score > EPS else ([], [], [])
-        else:
-            gt_ids, tr_ids, sim = fv.frame(data, t)
-            rows, cols = _match_frame(gt_ids, tr_ids, sim, prev_step)
-            m_g, m_d = gt_ids[rows].tolist(), tr_ids[cols].tolist()
-            m_s = sim[rows, cols].tolist()
-        for g, d in zip(m_g, m_d, strict=True):
-            p = prev_id[g]
-            idsw += int(not math.isnan(p) and d != p)
-            frag[g] += math.isnan(prev_step[g])
-            prev_id[g] = d
-        prev_step[last] = np.nan
-        prev_step[m_g] = m_d
-        last = m_g
-        matched[m_g] += 1
-        tp += len(m_g)
-        motp += sum(m_s)
-    return tp, motp, idsw, matched, frag
+    count per gt id, fragment starts per gt id).
+
+    The compiled walk decides every frame whose optimal assignment is unique and stops at the
+    others, which run ``linear_sum_assignment`` here on TrackEval's score matrix."""
+    n_g = data.num_gt_ids
+    prev_id = np.full(n_g, -1, dtype=np.int64)  # last matched tracker id (IDSW); -1: none
+    prev_step = np.full(n_g, -1, dtype=np.int64)  # matches of the previous such frame
+    matched, frag, last = (np.zeros(n_g, dtype=np.int64) for _ in range(3))
+    state_i, state_f = np.zeros(3, dtype=np.int64), np.zeros(1)
+    state = (state_i, state_f, prev_id, prev_step, matched, frag, last)
+    k = 0
+    while True:
+        k = K.clear_walk(
+            data.similarity, data.gt_id, data.tracker_id, fv.gt_start, fv.tracker_start,
+            fv.pair_start, fv.both, fv.n_gt, fv.n_tracker, k, THRESHOLD, *state,
+        )  # fmt: skip
+        if k >= fv.both.shape[0]:
+            break
+        gt_ids, tr_ids, sim = fv.frame(data, int(fv.both[k]))
+        rows, cols = _match_frame(gt_ids, tr_ids, sim, prev_step)
+        K.clear_apply(gt_ids[rows], tr_ids[cols], sim[rows, cols], *state)
+        k += 1
+    tp, idsw = int(state_i[0]), int(state_i[1])
+    return tp, float(state_f[0]), idsw, matched.astype(np.float64), frag.astype(np.float64)
 
 
 def eval_sequence(data: SequenceData) -> dict:

@@ -106,11 +106,8 @@ def _sequence(length, gp, dp, gt_rank, iou) -> SequenceData:
     )  # fmt: skip
 
 
-def build_sequences(
-    gt: GroundTruth, results: Results, *, backend: str = "cpu", kept: np.ndarray | None = None
-) -> Sequences:
-    """Every non-empty (video, category) sequence of ``gt`` and the ``kept`` results."""
-    kept = np.arange(results.score.shape[0]) if kept is None else kept
+def _keys(gt: GroundTruth, results: Results, kept: np.ndarray):
+    """Per side the members of each (video position * K + category position) key."""
     n_k = gt.category_ids.shape[0]
     vpos = {v.id: i for i, v in enumerate(gt.videos)}
     to_pos = np.vectorize(vpos.__getitem__, otypes=[np.int64])
@@ -119,27 +116,82 @@ def build_sequences(
     d_vid, d_cat = results.video_id[kept], results.category_id[kept]
     d_key = (to_pos(d_vid) * n_k + np.searchsorted(gt.category_ids, d_cat)
              if kept.shape[0] else np.zeros(0, np.int64))  # fmt: skip
-    g_groups, d_groups = _group_members(g_key), _group_members(d_key)
+    return _group_members(g_key), _group_members(d_key)
+
+
+def build_sequences(
+    gt: GroundTruth, results: Results, *, backend: str = "cpu", kept: np.ndarray | None = None
+) -> Sequences:
+    """Every non-empty (video, category) sequence of ``gt`` and the ``kept`` results.
+
+    On ``cpu`` and ``jax`` the per-frame IoUs come from one compiled pass in TrackEval's layout
+    (:func:`~ovis_jax._src.similarity.cpu.sequence_frame_ious`); on ``reference`` from the
+    backend's ``frame_ious`` (pycocotools) over every frame of every pair.
+    """
+    kept = np.arange(results.score.shape[0]) if kept is None else kept
+    if isinstance(backend, str):
+        backend = get_backend(backend)
+    n_k = gt.category_ids.shape[0]
+    g_groups, d_groups = _keys(gt, results, kept)
     keys = sorted(set(g_groups) | set(d_groups))
     empty = np.zeros(0, dtype=np.int64)
-    pair_d, pair_g = [], []
-    for k in keys:
-        ds, gs = kept[d_groups.get(k, empty)], g_groups.get(k, empty)
-        pair_d.append(np.repeat(ds, gs.shape[0]))
-        pair_g.append(np.tile(gs, ds.shape[0]))
+    members = [(kept[d_groups.get(k, empty)], g_groups.get(k, empty)) for k in keys]
+    lengths = np.array([gt.videos[k // n_k].length for k in keys], dtype=np.int64)
+    build = _reference_sequences if backend.name == "reference" else _compiled_sequences
+    seqs = build(gt, results, members, lengths, backend)
+    by_cat: list[list[SequenceData]] = [[] for _ in range(n_k)]
+    for k, seq in zip(keys, seqs, strict=True):
+        by_cat[k % n_k].append(seq)
+    gt_dets = np.array([sum(s.num_gt_dets for s in seqs) for seqs in by_cat], dtype=np.int64)
+    return Sequences(tuple(tuple(s) for s in by_cat), gt_dets)
+
+
+def _offsets(parts) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenated int64 arrays and int64[Q + 1] their offsets."""
+    start = np.zeros(len(parts) + 1, dtype=np.int64)
+    np.cumsum([p.shape[0] for p in parts], out=start[1:])
+    flat = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+    return flat, start
+
+
+def _compiled_sequences(gt, results, members, lengths, backend) -> list[SequenceData]:
+    """The sequences with IoUs from the compiled per-sequence kernel (one call for all)."""
+    from ovis_jax._src.similarity.cpu import sequence_frame_ious
+
+    d_tracks, d_start = _offsets([m[0] for m in members])
+    g_tracks, g_start = _offsets([m[1] for m in members])
+    sim, frame, row, col, p_start = sequence_frame_ious(
+        results, gt, d_tracks, d_start, g_tracks, g_start, lengths
+    )
+    out = []
+    for q, (ds, gs) in enumerate(members):
+        length = int(lengths[q])
+        gp, dp = _present(gt.masks, gs, length), _present(results.masks, ds, length)
+        g_frame, g_id, n_g = _dets(gp, gt.ann_id[gs])
+        d_frame, d_id, n_d = _dets(dp, np.arange(dp.shape[0]))
+        p0, p1 = p_start[q], p_start[q + 1]
+        out.append(SequenceData(
+            num_timesteps=length, num_gt_ids=n_g, num_tracker_ids=n_d,
+            gt_frame=g_frame, gt_id=g_id, tracker_frame=d_frame, tracker_id=d_id,
+            pair_frame=frame[p0:p1], pair_gt=row[p0:p1], pair_tracker=col[p0:p1],
+            similarity=sim[p0:p1],
+        ))  # fmt: skip
+    return out
+
+
+def _reference_sequences(gt, results, members, lengths, backend) -> list[SequenceData]:
+    """The sequences with IoUs from ``backend.frame_ious`` over every frame of every pair."""
+    pair_d = [np.repeat(ds, gs.shape[0]) for ds, gs in members]
+    pair_g = [np.tile(gs, ds.shape[0]) for ds, gs in members]
+    empty = np.zeros(0, dtype=np.int64)
     pd_all = np.concatenate(pair_d) if pair_d else empty
     pg_all = np.concatenate(pair_g) if pair_g else empty
     ious, start = frame_ious(gt, results, pd_all, pg_all, backend=backend)
-    by_cat: list[list[SequenceData]] = [[] for _ in range(n_k)]
-    p0 = 0
-    for k in keys:
-        v, c = divmod(k, n_k)
-        length = gt.videos[v].length
-        ds, gs = kept[d_groups.get(k, empty)], g_groups.get(k, empty)
+    out, p0 = [], 0
+    for (ds, gs), length in zip(members, lengths.tolist(), strict=True):
         n_pairs = ds.shape[0] * gs.shape[0]
         iou = ious[start[p0] : start[p0 + n_pairs]].reshape(ds.shape[0], gs.shape[0], length)
         p0 += n_pairs
         gp, dp = _present(gt.masks, gs, length), _present(results.masks, ds, length)
-        by_cat[c].append(_sequence(length, gp, dp, gt.ann_id[gs], iou))
-    gt_dets = np.array([sum(s.num_gt_dets for s in seqs) for seqs in by_cat], dtype=np.int64)
-    return Sequences(tuple(tuple(s) for s in by_cat), gt_dets)
+        out.append(_sequence(length, gp, dp, gt.ann_id[gs], iou))
+    return out

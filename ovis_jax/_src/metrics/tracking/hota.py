@@ -4,8 +4,9 @@ Per sequence: a global alignment score per (gt id, tracker id) from the per-fram
 similarities, per frame a Hungarian matching (``scipy.optimize.linear_sum_assignment``) of
 ``alignment * similarity``, then per alpha in 0.05..0.95 the matches with similarity >= alpha.
 The matrices given to the Hungarian step are built with the same NumPy operations in the same
-order as TrackEval's, so ties break the same way. Frames with one detection on each side
-(most frames) take a vectorised path with bit-identical values.
+order as TrackEval's, so ties break the same way. The per-frame loops are compiled
+(:mod:`~ovis_jax._src.metrics.tracking.kernels`): frames whose optimal assignment is unique
+are decided there, the others run ``linear_sum_assignment``; the alpha loop is vectorised.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from ovis_jax._src.metrics.tracking import kernels as K
 from ovis_jax._src.metrics.tracking.base import (
     EPS,
     SequenceData,
@@ -65,39 +67,55 @@ def _sim_iou(sim: np.ndarray) -> np.ndarray:
 
 
 def _alignment(data: SequenceData, fv) -> np.ndarray:
-    """float64[G, D] global alignment score (G gt ids, D tracker ids)."""
-    single = (fv.n_gt[fv.both] == 1) & (fv.n_tracker[fv.both] == 1)
-    # Per pair entry its normalised similarity; one-by-one frames: s / ((s + s) - s) = 1 or 0.
-    norm = (data.similarity > EPS).astype(np.float64)
-    for t in fv.both[~single].tolist():
-        p0, p1 = fv.pair_start[t], fv.pair_start[t + 1]
-        n_g, n_d = int(fv.n_gt[t]), int(fv.n_tracker[t])
-        sim = data.similarity[p0:p1].reshape(n_d, n_g).T
-        norm[p0:p1] = _sim_iou(sim).T.reshape(-1)
+    """float64[G, D] global alignment score (G gt ids, D tracker ids), with the gt and
+    tracker detection counts float64[G, 1] and float64[1, D]."""
+    norm = np.zeros_like(data.similarity)
+    K.hota_norm(data.similarity, fv.pair_start, fv.both, fv.n_gt, fv.n_tracker, norm)
     gi = data.gt_id[fv.gt_start[data.pair_frame] + data.pair_gt]
     ti = data.tracker_id[fv.tracker_start[data.pair_frame] + data.pair_tracker]
     potential = np.zeros((data.num_gt_ids, data.num_tracker_ids))
     # Entries are in frame order and ids are unique per frame: the same sums as frame by frame.
-    np.add.at(potential, (gi, ti), norm)
+    K.add_pairs(potential, gi, ti, norm)
     gt_count = np.bincount(data.gt_id, minlength=data.num_gt_ids).astype(np.float64)[:, None]
     tr_count = np.bincount(data.tracker_id, minlength=data.num_tracker_ids).astype(np.float64)
     return potential / (gt_count + tr_count[None, :] - potential), gt_count, tr_count[None, :]
 
 
 def _matches(data: SequenceData, fv, align: np.ndarray):
-    """Per frame the Hungarian matches: int64 gt ids, tracker ids and float64 similarities."""
-    single = (fv.n_gt[fv.both] == 1) & (fv.n_tracker[fv.both] == 1)
-    t1 = fv.both[single]
-    mg, mt, ms = [data.gt_id[fv.gt_start[t1]]], [data.tracker_id[fv.tracker_start[t1]]], [
-        data.similarity[fv.pair_start[t1]]]  # fmt: skip
-    for t in fv.both[~single].tolist():
+    """Per frame the Hungarian matches: int64 gt ids, tracker ids and float64 similarities.
+
+    Frames whose optimal assignment is unique are decided by the kernel; the others run
+    ``linear_sum_assignment`` on TrackEval's score matrix."""
+    n = data.similarity.shape[0]
+    mg, mt = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    ms, hard = np.zeros(n), np.zeros(fv.both.shape[0], dtype=np.int64)
+    k, n_hard = K.hota_matches(
+        data.similarity, align, data.gt_id, data.tracker_id, fv.gt_start, fv.tracker_start,
+        fv.pair_start, fv.both, fv.n_gt, fv.n_tracker, mg, mt, ms, hard,
+    )  # fmt: skip
+    parts_g, parts_t, parts_s = [mg[:k]], [mt[:k]], [ms[:k]]
+    for t in hard[:n_hard].tolist():
         gt_ids, tr_ids, sim = fv.frame(data, t)
         score = align[gt_ids[:, np.newaxis], tr_ids[np.newaxis, :]] * sim
         rows, cols = linear_sum_assignment(-score)
-        mg.append(gt_ids[rows])
-        mt.append(tr_ids[cols])
-        ms.append(sim[rows, cols])
-    return np.concatenate(mg), np.concatenate(mt), np.concatenate(ms)
+        parts_g.append(gt_ids[rows])
+        parts_t.append(tr_ids[cols])
+        parts_s.append(sim[rows, cols])
+    return np.concatenate(parts_g), np.concatenate(parts_t), np.concatenate(parts_s)
+
+
+def _alpha_counts(data: SequenceData, mg, mt, ms) -> np.ndarray:
+    """float64[T, G, D] per alpha the matches of each (gt id, tracker id) with similarity
+    ``>= alpha - EPS`` (alphas ascend, so a match counts for a prefix of them)."""
+    n_a = ALPHAS.shape[0]
+    n_pass = (ms[:, None] >= (ALPHAS - EPS)[None, :]).sum(axis=1)
+    shape = (data.num_gt_ids, data.num_tracker_ids)
+    flat = np.ravel_multi_index((mg, mt), shape) * (n_a + 1) + n_pass
+    hist = np.bincount(flat, minlength=shape[0] * shape[1] * (n_a + 1))
+    hist = hist.reshape(shape[0] * shape[1], n_a + 1)
+    # counts for alpha a: matches passing more than a alphas.
+    counts = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1][:, 1:]
+    return counts.T.reshape(n_a, *shape).astype(np.float64)
 
 
 def eval_sequence(data: SequenceData) -> dict:
@@ -107,23 +125,20 @@ def eval_sequence(data: SequenceData) -> dict:
     fv = data.frames()
     align, gt_count, tr_count = _alignment(data, fv)
     mg, mt, ms = _matches(data, fv, align)
-    res = {f: np.zeros(ALPHAS.shape[0]) for f in FLOAT_ARRAY_FIELDS + INTEGER_ARRAY_FIELDS}
-    shape = (data.num_gt_ids, data.num_tracker_ids)
-    for a, alpha in enumerate(ALPHAS):
-        ok = ms >= alpha - EPS
-        tp = int(ok.sum())
-        res["HOTA_TP"][a] = tp
-        res["HOTA_FN"][a] = data.num_gt_dets - tp
-        res["HOTA_FP"][a] = data.num_tracker_dets - tp
-        if tp:
-            res["LocA"][a] = ms[ok].sum()
-        counts = np.zeros(shape)
-        np.add.at(counts, (mg[ok], mt[ok]), 1)
-        ass_a = counts / np.maximum(1, gt_count + tr_count - counts)
-        res["AssA"][a] = np.sum(counts * ass_a) / np.maximum(1, tp)
-        res["AssRe"][a] = np.sum(counts * (counts / np.maximum(1, gt_count))) / np.maximum(1, tp)
-        res["AssPr"][a] = np.sum(counts * (counts / np.maximum(1, tr_count))) / np.maximum(1, tp)
-    res["LocA"] = np.maximum(1e-10, res["LocA"]) / np.maximum(1e-10, res["HOTA_TP"])
+    res = {}
+    counts = _alpha_counts(data, mg, mt, ms)
+    tp = counts.sum(axis=(1, 2))
+    res["HOTA_TP"] = tp
+    res["HOTA_FN"] = data.num_gt_dets - tp
+    res["HOTA_FP"] = data.num_tracker_dets - tp
+    ok = ms[:, None] >= (ALPHAS - EPS)[None, :]
+    loca = np.where(ok, ms[:, None], 0.0).sum(axis=0)
+    ass_a = counts / np.maximum(1, gt_count + tr_count - counts)
+    w = np.maximum(1, tp)
+    res["AssA"] = np.sum(counts * ass_a, axis=(1, 2)) / w
+    res["AssRe"] = np.sum(counts * (counts / np.maximum(1, gt_count)), axis=(1, 2)) / w
+    res["AssPr"] = np.sum(counts * (counts / np.maximum(1, tr_count)), axis=(1, 2)) / w
+    res["LocA"] = np.maximum(1e-10, loca) / np.maximum(1e-10, tp)
     return _final(res)
 
 

@@ -96,6 +96,8 @@ class ProgressBar(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         from ovis_jax._src.progress import is_stage_record
 
+        if not hasattr(record, "progress"):
+            return  # not a progress record (the plain handler shows it)
         done, total, what = record.progress
         detail = ""
         if is_stage_record(record):

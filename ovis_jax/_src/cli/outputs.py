@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Callable
@@ -129,12 +130,16 @@ class OutputPlan:
         if os.path.isdir(out.path):
             raise CliError(f"cannot write {out.path!r} ({out.option}: it is a folder)")
         folder = os.path.dirname(os.path.abspath(out.path))
-        if not os.path.isdir(folder):
-            if os.path.exists(folder):
-                raise CliError(f"cannot write {out.path!r} ({out.option}: {folder!r} is a file)")
+        try:
+            is_dir = stat.S_ISDIR(os.stat(folder).st_mode)
+        except FileNotFoundError:
             raise CliError(
                 f"cannot write {out.path!r} ({out.option}: folder {folder!r} does not exist)"
-            )
+            ) from None
+        except OSError as e:  # e.g. a folder on the way that this user cannot enter
+            raise CliError(f"cannot write {out.path!r} ({out.option}: {_reason(e)})") from None
+        if not is_dir:
+            raise CliError(f"cannot write {out.path!r} ({out.option}: {folder!r} is a file)")
         name = os.path.basename(out.path)
         try:
             fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)

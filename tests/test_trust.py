@@ -421,10 +421,15 @@ def test_runs_as_nobody_without_a_writable_home(tmp_path, home):
 def test_runs_as_nobody_with_nothing_writable(tmp_path):
     """No package __pycache__, no HOME, a temporary folder nobody cannot write: no cache at all,
     one warning, the same numbers."""
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    os.chmod(locked, 0o755)  # root's: nobody cannot write it
-    p = _run_as_nobody(tmp_path, "/nonexistent", {"TMPDIR": str(locked)})
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="ovis-jax-tmpdir-"))
+    os.chmod(tmp, 0o777)  # a usable TMPDIR, but its ovis_jax cache folder is root's
+    (tmp / "ovis_jax-numba-cache-65534").mkdir(mode=0o755)
+    try:
+        p = _run_as_nobody(tmp_path, "/nonexistent", {"TMPDIR": str(tmp)})
+    finally:
+        shutil.rmtree(tmp)
     assert "warning: cannot write numba's cache" in p.stderr
 
 
@@ -510,8 +515,7 @@ def test_full_disk_for_numba_cache_is_one_warning(tmp_path, monkeypatch, caplog)
     def full(self, *a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(caching.IndexDataCacheFile, "_save_index", full)
-    monkeypatch.setattr(caching.IndexDataCacheFile, "_save_data", full)
+    monkeypatch.setattr(caching.IndexDataCacheFile, "_open_for_write", full)
     module = _kernel_module(tmp_path)
     with caplog.at_level(logging.WARNING, logger="ovis_jax"):
         assert module.make()(1) == 3

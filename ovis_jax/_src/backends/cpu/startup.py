@@ -10,9 +10,12 @@ numba chooses a function's cache folder when the function is defined. :func:`pre
   temporary directory, and, where nothing is writable, none at all (the kernels are then
   compiled in every process). Without them numba refuses to define the kernels ("cannot cache
   function ...: no locator available") when run by a user with no writable home;
-- makes loading and saving the kernels' cache entries tolerant: a corrupt or truncated
-  ``.nbi`` / ``.nbc`` file is deleted and the kernel compiled again (and saved anew); a cache
-  that cannot be written (disk full, read-only) is skipped with one ``warning:`` log record.
+- makes loading and saving the kernels' cache entries tolerant: every ``.nbi`` / ``.nbc`` file
+  of ovis_jax is sealed with a SHA-256 digest of its contents (numba has no integrity check:
+  a flipped bit in a data file that still unpickles is machine code that crashes the process);
+  a file that is truncated, damaged or unsealed is deleted and the kernel compiled again (and
+  saved anew); a cache that cannot be written (disk full, read-only) is skipped with one
+  ``warning:`` log record.
 
 Only ovis_jax's own functions are affected; numba's behaviour for other code is unchanged.
 This is the only module that touches numba's private caching API.
@@ -25,9 +28,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import importlib.abc
+import io
 import logging
 import os
+import pickle
 import sys
 import tempfile
 
@@ -62,7 +68,58 @@ def prepare_numba() -> None:
     from numba.core import caching
 
     caching.CacheImpl._locator_classes = [*caching.CacheImpl._locator_classes, *_locators()]
-    _make_tolerant(caching.Cache)
+    _make_tolerant(caching.Cache, _checked_cache_file(caching.IndexDataCacheFile))
+
+
+#: The first bytes of a sealed cache file, then the SHA-256 digest of the rest.
+_SEAL = b"ovis_jax-sealed-1\n"
+
+
+def _seal(payload: bytes) -> bytes:
+    return _SEAL + hashlib.sha256(payload).digest() + payload
+
+
+def _unseal(raw: bytes, path: str) -> bytes:
+    n = len(_SEAL)
+    payload = raw[n + 32 :]
+    if raw[:n] != _SEAL or hashlib.sha256(payload).digest() != raw[n : n + 32]:
+        raise ValueError(f"{path}: damaged or not sealed by ovis_jax")
+    return payload
+
+
+def _checked_cache_file(base: type) -> type:
+    """numba's index / data file pair, each file sealed with a digest (for ovis_jax only)."""
+
+    class CheckedCacheFile(base):
+        def _save_index(self, overloads):
+            payload = pickle.dumps(self._version, protocol=-1)
+            payload += self._dump((self._source_stamp, overloads))
+            with self._open_for_write(self._index_path) as f:
+                f.write(_seal(payload))
+
+        def _load_index(self):
+            try:
+                with open(self._index_path, "rb") as f:
+                    raw = f.read()
+            except FileNotFoundError:
+                return {}
+            stream = io.BytesIO(_unseal(raw, self._index_path))
+            if pickle.load(stream) != self._version:
+                return {}
+            stamp, overloads = pickle.loads(stream.read())
+            return overloads if stamp == self._source_stamp else {}
+
+        def _save_data(self, name, data):
+            with self._open_for_write(self._data_path(name)) as f:
+                f.write(_seal(self._dump(data)))
+
+        def _load_data(self, name):
+            path = self._data_path(name)
+            with open(path, "rb") as f:
+                raw = f.read()
+            return pickle.loads(_unseal(raw, path))
+
+    return CheckedCacheFile
 
 
 def _locators() -> tuple[type, ...]:
@@ -100,12 +157,17 @@ def _locators() -> tuple[type, ...]:
     return TempDirLocator, NoCacheLocator
 
 
-def _make_tolerant(cache_class) -> None:
-    """Wraps ``load_overload`` / ``save_overload`` of numba's Cache (once) so that for ovis_jax's
-    functions a broken cache is a cache miss, never an error."""
+def _make_tolerant(cache_class, checked_file: type) -> None:
+    """Wraps numba's Cache (once) so that for ovis_jax's functions the files are sealed
+    (``checked_file``) and a broken cache is a cache miss, never an error."""
     if getattr(cache_class, "_ovis_jax_tolerant", False):
         return
-    load, save = cache_class.load_overload, cache_class.save_overload
+    init, load, save = cache_class.__init__, cache_class.load_overload, cache_class.save_overload
+
+    def __init__(self, py_func):
+        init(self, py_func)
+        if _ours(py_func):
+            self._cache_file.__class__ = checked_file
 
     def load_overload(self, sig, target_context):
         if not _ours(self._py_func):
@@ -135,6 +197,7 @@ def _make_tolerant(cache_class) -> None:
             )
             return None
 
+    cache_class.__init__ = __init__
     cache_class.load_overload = load_overload
     cache_class.save_overload = save_overload
     cache_class._ovis_jax_tolerant = True

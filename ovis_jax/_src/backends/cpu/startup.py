@@ -88,7 +88,9 @@ def _unseal(raw: bytes, path: str) -> bytes:
 
 
 def _checked_cache_file(base: type) -> type:
-    """numba's index / data file pair, each file sealed with a digest (for ovis_jax only)."""
+    """numba's index / data file pair, each file sealed with a digest (for ovis_jax only);
+    ``NUMBA_DEBUG_CACHE=1`` logs as numba does."""
+    from numba.core.caching import _cache_log
 
     class CheckedCacheFile(base):
         def _save_index(self, overloads):
@@ -96,6 +98,7 @@ def _checked_cache_file(base: type) -> type:
             payload += self._dump((self._source_stamp, overloads))
             with self._open_for_write(self._index_path) as f:
                 f.write(_seal(payload))
+            _cache_log("[cache] index saved to %r", self._index_path)
 
         def _load_index(self):
             try:
@@ -107,17 +110,21 @@ def _checked_cache_file(base: type) -> type:
             if pickle.load(stream) != self._version:
                 return {}
             stamp, overloads = pickle.loads(stream.read())
+            _cache_log("[cache] index loaded from %r", self._index_path)
             return overloads if stamp == self._source_stamp else {}
 
         def _save_data(self, name, data):
             with self._open_for_write(self._data_path(name)) as f:
                 f.write(_seal(self._dump(data)))
+            _cache_log("[cache] data saved to %r", self._data_path(name))
 
         def _load_data(self, name):
             path = self._data_path(name)
             with open(path, "rb") as f:
                 raw = f.read()
-            return pickle.loads(_unseal(raw, path))
+            data = pickle.loads(_unseal(raw, path))
+            _cache_log("[cache] data loaded from %r", path)
+            return data
 
     return CheckedCacheFile
 

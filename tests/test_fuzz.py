@@ -1376,8 +1376,10 @@ def _fs_case(seed: int, folder: Path) -> str:
         if option == "--out" and rng.random() < 0.5:  # split into the folder of its own input
             ins["gt"].rename(folder / "valid_sub.json")
             ins["gt"] = folder / "valid_sub.json"
-            main, argv = _fs_command(random.Random(1), ins, {"--out": str(folder)})
-            _expect_refusal(main, argv, folder, want="same file")
+            from ovis_jax._src.cli.commands import split_main
+
+            argv = ["--gt", str(ins["gt"]), "--out", str(folder)]
+            _expect_refusal(split_main, argv, folder, want="same file")
             return kind
         path = _alias(rng, ins[rng.choice(["gt", "res"])], folder)
         main, argv = _fs_command(rng, ins, {option: path}, pack=True)

@@ -132,7 +132,8 @@ def test_json_output_and_stdout(files):
     # The printed numbers are the JSON numbers, rounded; the warning goes to stderr once.
     printed = parse_summary(proc.stdout.splitlines()[:18])
     assert [r[5] for r in printed] == [round(v, 3) for v in doc["stats"].values()]
-    assert proc.stderr.splitlines() == [f"warning: {warning}"]
+    # the file written is reported once (issue 17), the warning once
+    assert sorted(proc.stderr.splitlines()) == sorted([f"warning: {warning}", f"wrote {out}"])
     # Same numbers as the library.
     expected = ovis_jax.evaluate(gt_path, results_path, backend="reference")
     assert doc["stats"] == expected.stats

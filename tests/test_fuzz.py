@@ -24,6 +24,7 @@ segfault or a hang is reported with its seed instead of killing pytest.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import faulthandler
@@ -1470,6 +1471,276 @@ def test_fuzz_class(name):
 
 
 # --------------------------------------------------------------------------------------------
+# File-system and environment mutations (issue 17 §7): outputs equal to inputs (by every name
+# a file can have), missing and unwritable folders, folders in the way, two outputs on one file,
+# an unwritable HOME and cache folders, corrupt numba cache files. Run in-process (every refusal
+# happens before any work); each case checks exit status 2 with exactly one ``error:`` line and
+# an unchanged folder, or, for the controls, every output written once and reported.
+#
+#     OVIS_JAX_FUZZ_FS_CASES=10000 pytest tests/test_fuzz.py -k fs   # more (default 60)
+#     python tests/test_fuzz.py --fs FIRST N                          # the same, from a shell
+
+FS_CASES = int(os.environ.get("OVIS_JAX_FUZZ_FS_CASES", 60))
+FS_CLASSES = (
+    "out_is_input",
+    "missing_folder",
+    "under_a_file",
+    "output_is_folder",
+    "two_outputs_one_file",
+    "control",
+    "home_and_cache_dirs",
+    "corrupt_numba_cache",
+)
+_FS_KERNEL = """
+import numba
+def make():
+    def kernel(x):
+        return x * 3 - 1
+    kernel.__module__ = "ovis_jax._fuzz_kernel"
+    return numba.njit(cache=True)(kernel)
+"""
+
+
+def _fs_inputs(folder: Path) -> dict[str, Path]:
+    gt, results = _tiny_pair(False)
+    paths = {"gt": folder / "gt.json", "res": folder / "res.json"}
+    paths["gt"].write_text(json.dumps(gt))
+    paths["res"].write_text(json.dumps(results))
+    return paths
+
+
+def _alias(rng: random.Random, target: Path, folder: Path) -> str:
+    """Another name of ``target``: itself, a symlink, a hard link, a dotted or relative path,
+    or the file seen through a symlinked folder."""
+    how = rng.choice(["same", "symlink", "hardlink", "dotted", "relative", "linked_folder"])
+    other = folder / f"alias{rng.randrange(10**6)}.json"
+    if how == "symlink":
+        other.symlink_to(target)
+        return str(other)
+    if how == "hardlink":
+        os.link(target, other)
+        return str(other)
+    if how == "dotted":
+        return str(folder / "." / ".." / folder.name / target.name)
+    if how == "relative":
+        return os.path.relpath(target)
+    if how == "linked_folder":
+        link = folder / f"dir{rng.randrange(10**6)}"
+        link.symlink_to(folder, target_is_directory=True)
+        return str(link / target.name)
+    return str(target)
+
+
+def _fs_command(
+    rng: random.Random, ins: dict[str, Path], option_path: dict[str, str], *, pack: bool = False
+):
+    """(main, argv) of a command whose outputs are ``option_path`` ({option: path}); ``--out``
+    is pack's (with --gt) when ``pack``, else pack's or split's."""
+    from ovis_jax._src.cli import commands
+    from ovis_jax._src.cli import eval as cli
+
+    if "--out" in option_path:
+        if pack or rng.random() < 0.5:
+            argv = ["--results", str(ins["res"]), "--out", option_path["--out"]]
+            with_gt = pack or rng.random() < 0.5
+            return commands.pack_main, [*argv, *(["--gt", str(ins["gt"])] * with_gt)]
+        return commands.split_main, ["--gt", str(ins["gt"]), "--out", option_path["--out"]]
+    argv = ["--gt", str(ins["gt"]), "--results", str(ins["res"]), "--backend", "cpu"]
+    for option, path in option_path.items():
+        argv += [option, path]
+    return cli.main, argv
+
+
+def _snapshot_tree(folder: Path) -> dict[str, bytes | None]:
+    return {
+        str(p.relative_to(folder)): (None if p.is_dir() or p.is_symlink() else p.read_bytes())
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+def _run_main(main, argv) -> tuple[int, list[str]]:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        status = main(argv)
+    return status, err.getvalue().splitlines()
+
+
+def _expect_refusal(main, argv, folder: Path, *, want: str) -> None:
+    before = _snapshot_tree(folder)
+    status, err = _run_main(main, argv)
+    if status != 2 or len(err) != 1 or not err[0].startswith("error: ") or want not in err[0]:
+        raise Failure("Refusal", f"status {status}, stderr {err!r}, wanted {want!r}", "")
+    if _snapshot_tree(folder) != before:
+        raise Failure("Changed", f"{sorted(set(_snapshot_tree(folder)) ^ set(before))}", "")
+
+
+EVAL_OUTPUTS = ("--json", "--matches", "--arrays")
+
+
+def _fs_case(seed: int, folder: Path) -> str:
+    rng = random.Random(seed)
+    kind = FS_CLASSES[seed % len(FS_CLASSES)]
+    ins = _fs_inputs(folder)
+    if kind == "out_is_input":
+        option = rng.choice([*EVAL_OUTPUTS, "--out"])
+        if option == "--out" and rng.random() < 0.5:  # split into the folder of its own input
+            ins["gt"].rename(folder / "valid_sub.json")
+            ins["gt"] = folder / "valid_sub.json"
+            from ovis_jax._src.cli.commands import split_main
+
+            argv = ["--gt", str(ins["gt"]), "--out", str(folder)]
+            _expect_refusal(split_main, argv, folder, want="same file")
+            return kind
+        path = _alias(rng, ins[rng.choice(["gt", "res"])], folder)
+        main, argv = _fs_command(rng, ins, {option: path}, pack=True)
+        _expect_refusal(main, argv, folder, want="same file")
+    elif kind in ("missing_folder", "under_a_file", "output_is_folder"):
+        option = rng.choice([*EVAL_OUTPUTS, "--out"])
+        if kind == "missing_folder":
+            depth = rng.randrange(1, 4)
+            path = str(folder.joinpath(*[f"no{i}" for i in range(depth)], "out.x"))
+            if option == "--out":  # split creates one level only; pack needs the folder
+                path = str(folder / "no0" / "no1" / "out")
+        elif kind == "under_a_file":
+            path = str(ins[rng.choice(["gt", "res"])] / "out.x")
+        else:
+            sub = folder / "sub"
+            sub.mkdir()
+            path = str(sub)
+            if option == "--out":
+                option = "--json"
+        outs = {option: path}
+        if option != "--out" and rng.random() < 0.5:  # a good output beside: not written
+            outs[rng.choice([o for o in EVAL_OUTPUTS if o != option])] = str(folder / "ok.x")
+        main, argv = _fs_command(rng, ins, outs)
+        _expect_refusal(main, argv, folder, want="cannot write")
+    elif kind == "two_outputs_one_file":
+        a, b = rng.sample(EVAL_OUTPUTS, 2)
+        target = folder / "out.x"
+        if rng.random() < 0.5:
+            target.write_text("old")
+        outs = {a: str(target), b: _alias(rng, target, folder) if target.exists() else str(target)}
+        main, argv = _fs_command(rng, ins, outs)
+        _expect_refusal(main, argv, folder, want="same file")
+    elif kind == "control":
+        outs = {
+            o: str(folder / f"out{i}.x") for i, o in enumerate(EVAL_OUTPUTS) if rng.random() < 0.6
+        }
+        main, argv = _fs_command(rng, ins, outs)
+        status, err = _run_main(main, argv)
+        wrote = [e for e in err if e.startswith("wrote ")]
+        if status != 0 or wrote != [f"wrote {p}" for p in outs.values()]:
+            raise Failure("Control", f"status {status}, stderr {err!r}", "")
+        left = sorted(p.name for p in folder.iterdir())
+        if left != sorted(["gt.json", "res.json", *(Path(p).name for p in outs.values())]):
+            raise Failure("Leftover", f"{left}", "")
+    elif kind == "home_and_cache_dirs":
+        _fs_home_and_cache(rng, folder)
+    else:
+        _fs_corrupt_cache(rng, folder)
+    return kind
+
+
+def _fs_home_and_cache(rng: random.Random, folder: Path) -> None:
+    """An unusable HOME or cache folder: a cache folder is chosen or none, never an error."""
+    import jax
+
+    from ovis_jax._src.backends.jax import cache as xla_cache
+
+    a_file = folder / "a_file"
+    a_file.write_text("")
+    home = rng.choice([None, "", "/", "/nonexistent", str(a_file), str(folder / "missing")])
+    cache = rng.choice([None, str(a_file), str(a_file / "x"), str(folder / "m" / "n"), "/proc/x"])
+    saved_env = {k: os.environ.get(k) for k in ("HOME", "OVIS_JAX_CACHE")}
+    saved_dir = jax.config.jax_compilation_cache_dir
+    try:
+        for key, value in (("HOME", home), ("OVIS_JAX_CACHE", None)):
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no raw warnings either
+            chosen = xla_cache.enable_compilation_cache(cache or xla_cache.default_cache_dir())
+        if chosen is not None and xla_cache.writable_dir(chosen) is not None:
+            raise Failure("Cache", f"chose unwritable {chosen!r} for HOME={home!r}", "")
+    finally:
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        jax.config.update("jax_compilation_cache_dir", saved_dir)
+
+
+def _fs_corrupt_cache(rng: random.Random, folder: Path) -> None:
+    """A kernel of ovis_jax (by its module) whose cache files are damaged: the same value."""
+    import importlib.util
+
+    from ovis_jax._src.backends.cpu import startup
+
+    startup.prepare_numba()
+    src = folder / "ovis_jax_fuzz_kernel.py"
+    src.write_text(_FS_KERNEL)
+
+    def fresh():
+        spec = importlib.util.spec_from_file_location(f"fz{rng.randrange(10**9)}", src)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.make()
+
+    x = rng.randrange(-1000, 1000)
+    if fresh()(x) != 3 * x - 1:
+        raise Failure("Kernel", "wrong value before damage", "")
+    files = sorted((folder / "__pycache__").glob("*.nb[ic]"))
+    for path in rng.sample(files, rng.randrange(1, len(files) + 1)):
+        raw = bytearray(path.read_bytes())
+        how = rng.choice(["truncate", "flip", "empty", "garbage", "delete"])
+        if how == "truncate":
+            raw = raw[: rng.randrange(len(raw) + 1)]
+        elif how == "flip":
+            for _ in range(rng.randrange(1, 8)):
+                if raw:
+                    raw[rng.randrange(len(raw))] ^= 1 << rng.randrange(8)
+        elif how == "empty":
+            raw = bytearray()
+        elif how == "garbage":
+            raw = bytearray(rng.randbytes(rng.randrange(1, 200)))
+        if how == "delete":
+            path.unlink()
+        else:
+            path.write_bytes(bytes(raw))
+    for _ in range(2):  # damaged, then rebuilt
+        got = fresh()(x)
+        if got != 3 * x - 1:
+            raise Failure("Kernel", f"{got} != {3 * x - 1} after damage", "")
+
+
+def run_fs_many(first: int, n: int) -> tuple[list[dict], dict]:
+    failures, counts = [], dict.fromkeys(FS_CLASSES, 0)
+    cwd = os.getcwd()
+    for seed in range(first, first + n):
+        with tempfile.TemporaryDirectory() as d:
+            os.chdir(d)
+            try:
+                counts[_fs_case(seed, Path(d))] += 1
+            except Failure as f:
+                failures.append({"seed": seed, "type": f.args[0], "message": f.args[1]})
+            except BaseException as e:  # any other exception: a failure with its seed
+                tb = traceback.format_exc(limit=-4)
+                failures.append({"seed": seed, "type": type(e).__name__, "message": tb})
+            finally:
+                os.chdir(cwd)
+    return failures, counts
+
+
+def test_fuzz_fs_and_env():
+    failures, counts = run_fs_many(FIRST_SEED, FS_CASES)
+    print(f"fs/env fuzz: seeds {FIRST_SEED}..{FIRST_SEED + FS_CASES - 1}: {counts}")
+    assert not failures, json.dumps(failures[:20], indent=1)
+
+
+# --------------------------------------------------------------------------------------------
 
 
 def _main(argv: list[str]) -> None:
@@ -1481,6 +1752,10 @@ def _main(argv: list[str]) -> None:
         failures, counts = run_class(argv[1], int(argv[2]), int(argv[3]))
         print(argv[1], counts)
         print(json.dumps(failures[:20], indent=1) if failures else "no failures")
+    elif argv[:1] == ["--fs"]:
+        failures, counts = run_fs_many(int(argv[1]), int(argv[2]))
+        print(counts)
+        print(json.dumps(failures, indent=1) if failures else "no failures")
     elif argv[:1] == ["--case"]:
         seed = int(argv[1])
         print(describe(seed))

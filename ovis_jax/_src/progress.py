@@ -2,8 +2,15 @@
 
 :func:`report` logs an INFO record carrying ``record.progress = (done, total, what)``. The CLI
 renders such records as a progress bar on stderr; any other logging setup sees ordinary
-messages (at most about one per 5 % of the work). :class:`Stopwatch` times the stages of an
-evaluation for ``EvalResult.timings``.
+messages (at most about one per 5 % of the work).
+
+Two kinds of progress records exist: *stage* records (:func:`stage`, :func:`finished`; they also
+carry ``record.progress_stage = True``) count the stages of :data:`STAGES`, and *counter*
+records (:func:`report`) count the units of work inside a stage. A display must move only with
+the stage records and show counters as detail of the current stage: a counter restarts at 0 in
+every stage, and the ground truth and the results each pass through ``read`` and ``validate``,
+so drawing every record as the bar's position makes it go backwards. :class:`Stopwatch` times
+the stages of an evaluation for ``EvalResult.timings``.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 
-__all__ = ["STAGES", "Stopwatch", "finished", "report", "stage"]
+__all__ = ["STAGES", "Stopwatch", "finished", "is_stage_record", "report", "stage"]
 
 #: The stages every backend reports, in order (a stage a backend fuses with another is
 #: reported when it begins all the same).
@@ -54,11 +61,21 @@ def stage(logger: logging.Logger, name: str) -> None:
     """Logs that stage ``name`` (one of :data:`STAGES`) begins, as a progress record."""
     i = STAGES.index(name)
     logger.info(
-        "stage %d/%d: %s", i + 1, len(STAGES), name, extra={"progress": (i, len(STAGES), name)}
+        "stage %d/%d: %s",
+        i + 1,
+        len(STAGES),
+        name,
+        extra={"progress": (i, len(STAGES), name), "progress_stage": True},
     )
 
 
 def finished(logger: logging.Logger) -> None:
     """Logs that all stages are done (the CLI's progress bar then ends its line)."""
     n = len(STAGES)
-    logger.info("stages done", extra={"progress": (n, n, "done")})
+    logger.info("stages done", extra={"progress": (n, n, "done"), "progress_stage": True})
+
+
+def is_stage_record(record: logging.LogRecord) -> bool:
+    """Whether a progress record counts stages (:func:`stage`, :func:`finished`) rather than
+    the units of one stage (:func:`report`)."""
+    return bool(getattr(record, "progress_stage", False))

@@ -1,8 +1,9 @@
 """The workflow commands beside ``eval``: ``python -m ovis_jax.check``, ``.pack`` and ``.split``.
 
 Each prints what it did on stdout and reports a problem as one ``error:`` line on stderr with
-exit status 2 (through :func:`ovis_jax._src.cli.eval.run_guarded`); ``check`` also exits 2 when the
-file has problems, after listing them.
+exit status 2 (through :func:`ovis_jax._src.cli.guard.run_guarded`); ``check`` also exits 2 when
+the file has problems, after listing them. ``pack`` and ``split`` write through an
+:class:`~ovis_jax._src.cli.outputs.OutputPlan`: never over an input, all files or none.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ import json
 import os
 from collections.abc import Sequence
 
-from ovis_jax._src.cli.eval import (
+from ovis_jax._src.backends.cpu.startup import start_numba
+from ovis_jax._src.cli.guard import (
     EXIT_ERROR,
-    _CliError,
-    _printable_streams,
-    _start_numba,
+    CliError,
+    printable_streams,
     run_guarded,
+    version_text,
 )
+from ovis_jax._src.cli.outputs import OutputPlan
 from ovis_jax._src.io.loading import load_ground_truth, parse_untyped, read_bytes
 from ovis_jax._src.workflow.check import check_results
 from ovis_jax._src.workflow.pack import MEMBER, pack_results
@@ -63,13 +66,14 @@ def check_main(argv: Sequence[str] | None = None, *, prog: str | None = None) ->
         description="Check a results file against a ground truth (annotations not needed: "
         "a validation split's videos and categories are enough). Lists every problem.",
     )
+    parser.add_argument("--version", action="version", version=version_text())
     parser.add_argument("--gt", required=True, metavar="GT.json")
     parser.add_argument("--results", required=True, metavar="R.json", help=".json, .gz or .zip")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     args = parser.parse_args(argv)
-    _printable_streams()
-    _start_numba()
+    printable_streams()
+    start_numba()
     clean = []
     status = run_guarded(
         lambda: clean.append(_check(args.gt, args.results)),
@@ -87,25 +91,29 @@ def pack_main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> 
         f"{MEMBER} at its root. With --gt, the results are checked first and nothing is "
         "written if there is a problem.",
     )
+    parser.add_argument("--version", action="version", version=version_text())
     parser.add_argument("--results", required=True, metavar="R.json", help=".json, .gz or .zip")
     parser.add_argument("--out", required=True, metavar="submission.zip")
     parser.add_argument("--gt", metavar="GT.json", help="check against this ground truth first")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     args = parser.parse_args(argv)
-    _printable_streams()
+    printable_streams()
 
     def body() -> None:
-        if os.path.abspath(args.out) == os.path.abspath(args.results):
-            raise _CliError("--out would overwrite --results")
-        if not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
-            raise _CliError(f"cannot write {args.out!r}: its folder does not exist")
-        if args.gt is not None:
-            _start_numba()
-            if not _check(args.gt, args.results):
-                raise _CliError(f"{args.results} has problems (listed above): nothing written")
-        size = pack_results(args.results, args.out)
-        print(f"wrote {args.out}: {MEMBER} at the root, {_size(size)}")
+        plan = OutputPlan(quiet=args.quiet)
+        plan.input("--results", args.results)
+        plan.input("--gt", args.gt)
+        plan.output("--out", args.out)
+        with plan:  # checked before any work: never over an input, folder writable
+            if args.gt is not None:
+                start_numba()
+                if not _check(args.gt, args.results):
+                    raise CliError(f"{args.results} has problems (listed above): nothing written")
+            sizes = []
+            plan.write(args.out, lambda tmp: sizes.append(pack_results(args.results, tmp)))
+            plan.commit()
+        print(f"{args.out}: {MEMBER} at the root, {_size(sizes[0])}")
 
     return run_guarded(body, verbose=args.verbose, quiet=args.quiet)
 
@@ -118,6 +126,7 @@ def split_main(argv: Sequence[str] | None = None, *, prog: str | None = None) ->
         "disjoint videos, annotations following their videos, every category with at least "
         "4 videos in both halves; the same seed gives byte-identical files.",
     )
+    parser.add_argument("--version", action="version", version=version_text())
     parser.add_argument("--gt", required=True, metavar="train.json")
     parser.add_argument("--fraction", type=float, default=0.2, help="valid share (default 0.2)")
     parser.add_argument("--seed", type=int, default=0)
@@ -125,34 +134,41 @@ def split_main(argv: Sequence[str] | None = None, *, prog: str | None = None) ->
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     args = parser.parse_args(argv)
-    _printable_streams()
+    printable_streams()
 
     def body() -> None:
-        _start_numba()
-        raw, label = read_bytes(args.gt, "ground truth")
-        data = parse_untyped(raw, label)
-        load_ground_truth(data)  # validates
-        try:
-            halves = split_ground_truth(data, fraction=args.fraction, seed=args.seed)
-        except ValueError as e:
-            raise _CliError(str(e)) from None
-        os.makedirs(args.out, exist_ok=True)
-        for name, half in zip(("train_sub.json", "valid_sub.json"), halves, strict=True):
-            path = os.path.join(args.out, name)
-            _write_atomic(path, json.dumps(half, separators=(",", ":"), ensure_ascii=False))
+        if args.seed < 0:
+            raise CliError(f"--seed must be a non-negative integer, got {args.seed}")
+        if not 0 < args.fraction < 1:
+            raise CliError(f"--fraction must be in (0, 1), got {args.fraction}")
+        if os.path.exists(args.out) and not os.path.isdir(args.out):
+            raise CliError(f"cannot write {args.out!r} (--out: it is a file, expected a folder)")
+        plan = OutputPlan(quiet=args.quiet)
+        plan.input("--gt", args.gt)
+        plan.make_folder("--out", args.out)
+        paths = [os.path.join(args.out, name) for name in ("train_sub.json", "valid_sub.json")]
+        for path in paths:
+            plan.output("--out", path)
+        with plan:  # both files or neither
+            start_numba()
+            raw, label = read_bytes(args.gt, "ground truth")
+            data = parse_untyped(raw, label)
+            load_ground_truth(data)  # validates
+            try:
+                halves = split_ground_truth(data, fraction=args.fraction, seed=args.seed)
+            except ValueError as e:
+                raise CliError(str(e)) from None
+            for path, half in zip(paths, halves, strict=True):
+                text = json.dumps(half, separators=(",", ":"), ensure_ascii=False)
+                plan.write(path, lambda tmp, text=text: _write_text(tmp, text))
+            plan.commit()
+        for path, half in zip(paths, halves, strict=True):
             n_ann = len(half.get("annotations") or ())
-            print(f"wrote {path}: {len(half['videos'])} videos, {n_ann} annotations")
+            print(f"{path}: {len(half['videos'])} videos, {n_ann} annotations")
 
     return run_guarded(body, verbose=args.verbose, quiet=args.quiet)
 
 
-def _write_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8", errors="surrogatepass") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError as e:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise _CliError(f"cannot write {path!r} ({e.strerror or e})") from e
+def _write_text(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8", errors="surrogatepass") as f:
+        f.write(text)

@@ -15,15 +15,25 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.abc
 import importlib.resources
 import json
 import logging
 import os
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
+from ovis_jax._src.backends.cpu.startup import kernels_cached, start_numba
+from ovis_jax._src.backends.jax.cache import default_cache_dir, enable_compilation_cache
+from ovis_jax._src.cli.guard import (
+    EXIT_ERROR,
+    CliError,
+    printable_streams,
+    run_guarded,
+    version_text,
+)
+from ovis_jax._src.cli.outputs import OutputPlan
 from ovis_jax._src.errors import FormatError
 from ovis_jax._src.evaluation import BACKENDS, evaluate, resolve_backend
 from ovis_jax._src.io.loading import load_ground_truth, load_results, parse_untyped, read_bytes
@@ -40,18 +50,8 @@ __all__ = ["main"]
 
 logger = logging.getLogger(__name__)
 
-#: Exit statuses.
-EXIT_OK = 0
-EXIT_ERROR = 2  # malformed / unreadable input or output; also argparse's usage errors
-EXIT_INTERRUPTED = 130
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a process killed by it
-
 DEMO_GT = "demo_gt.json"
 DEMO_RESULTS = "demo_results.json"
-
-
-class _CliError(Exception):
-    """An error the CLI reports as one ``error:`` line (exit status 2)."""
 
 
 def _build_parser(prog: str | None) -> argparse.ArgumentParser:
@@ -63,9 +63,17 @@ def _build_parser(prog: str | None) -> argparse.ArgumentParser:
             "arguments, evaluates a small demo sample shipped with the package."
         ),
     )
-    parser.add_argument("--gt", metavar="GT.json", help="ground-truth annotations (JSON object)")
+    parser.add_argument("--version", action="version", version=version_text())
     parser.add_argument(
-        "--results", metavar="RESULTS.json", help="results to evaluate (JSON list of tracks)"
+        "--gt",
+        metavar="GT.json",
+        help="ground-truth annotations (JSON object; .json, .json.gz or .zip)",
+    )
+    parser.add_argument(
+        "--results",
+        metavar="RESULTS.json",
+        help="results to evaluate: a JSON list of tracks, as .json, .json.gz or .zip (a zip "
+        "holding one JSON file, as the evaluation servers take)",
     )
     parser.add_argument(
         "--subset",
@@ -130,11 +138,10 @@ def _build_parser(prog: str | None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--cache-dir",
         metavar="DIR",
-        default=os.environ.get(
-            "OVIS_JAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "ovis_jax", "xla")
-        ),
+        default=None,
         help="persistent XLA compilation cache of the jax backend, so that a later run does not "
-        "compile again (default: $OVIS_JAX_CACHE or ~/.cache/ovis_jax/xla)",
+        "compile again (default: $OVIS_JAX_CACHE or ~/.cache/ovis_jax/xla; an unwritable "
+        "folder falls back to a temporary one, or to no cache)",
     )
     parser.add_argument(
         "--no-cache",
@@ -154,83 +161,6 @@ def _build_parser(prog: str | None) -> argparse.ArgumentParser:
 
 
 # --------------------------------------------------------------------------------------------
-# Logging
-
-
-class _Formatter(logging.Formatter):
-    """``<level>: <message>`` in lower case, like the CLI's own ``warning:`` / ``error:`` lines."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = f"{record.levelname.lower()}: {record.getMessage()}"
-        if record.exc_info:
-            text += "\n" + self.formatException(record.exc_info)
-        return text
-
-
-class _ProgressBar(logging.Handler):
-    """Draws the package's progress records (see :mod:`ovis_jax._src.progress`) as one updating line
-    on stderr, when stderr is a terminal; other records pass to the normal handler."""
-
-    def __init__(self, stream) -> None:
-        super().__init__(level=logging.INFO)
-        self.stream = stream
-        self.active = False
-
-    def emit(self, record: logging.LogRecord) -> None:
-        done, total, what = record.progress
-        width = 30
-        filled = width * done // max(total, 1)
-        line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {what}"
-        self.stream.write("\r" + line.ljust(72))  # padded: no tail of a longer line is left
-        self.active = done < total
-        if not self.active:
-            self.stream.write("\n")
-        self.stream.flush()
-
-
-class _IsProgress(logging.Filter):
-    def __init__(self, wanted: bool) -> None:
-        super().__init__()
-        self.wanted = wanted
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return hasattr(record, "progress") == self.wanted
-
-
-@contextlib.contextmanager
-def _logging_configured(verbose: bool, quiet: bool) -> Iterator[None]:
-    """Logs to stderr for the duration of one ``main`` call, then restores the previous setup
-    (``main`` is called repeatedly in-process by tests). Progress records become a progress bar
-    when stderr is a terminal (and not ``--quiet``); with ``-v`` they are plain lines."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter())
-    handler.setLevel(logging.INFO if verbose else logging.WARNING)
-    bar = None
-    tty = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
-    if tty and not quiet and not verbose:
-        bar = _ProgressBar(sys.stderr)
-        bar.addFilter(_IsProgress(True))
-        handler.addFilter(_IsProgress(False))
-    root = logging.getLogger()
-    package = logging.getLogger("ovis_jax")
-    saved = (root.level, package.level)
-    root.addHandler(handler)
-    if bar is not None:
-        package.addHandler(bar)
-    root.setLevel(logging.WARNING)
-    # INFO only for this package: JAX's own INFO chatter (backend probing) stays hidden.
-    package.setLevel(logging.INFO if verbose or bar is not None else logging.WARNING)
-    try:
-        yield
-    finally:
-        root.removeHandler(handler)
-        if bar is not None:
-            package.removeHandler(bar)
-        root.setLevel(saved[0])
-        package.setLevel(saved[1])
-
-
-# --------------------------------------------------------------------------------------------
 # Inputs and outputs
 
 
@@ -240,39 +170,14 @@ def _demo_paths() -> Iterator[tuple[str, str]]:
     gt, results = data / DEMO_GT, data / DEMO_RESULTS
     for f in (gt, results):
         if not f.is_file():
-            raise _CliError(
+            raise CliError(
                 f"the demo sample {f} is missing from the installed package (reinstall ovis_jax)"
             )
     with importlib.resources.as_file(gt) as gt_path, importlib.resources.as_file(results) as rp:
         yield os.fspath(gt_path), os.fspath(rp)
 
 
-def _write_json(path: str, document: dict) -> None:
-    """Writes the JSON document atomically: a temporary file beside ``path``, then a rename, so
-    that an interrupted run never leaves a truncated result file."""
-    text = json.dumps(document, indent=2, allow_nan=False) + "\n"
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise _CliError(f"cannot write {path!r} ({e.strerror or e})") from e
-
-
-def _printable_streams() -> None:
-    """Escapes what stdout / stderr cannot encode (e.g. a lone surrogate in a category name)
-    instead of failing with UnicodeEncodeError in the middle of the output."""
-    for stream in (sys.stdout, sys.stderr):
-        reconfigure = getattr(stream, "reconfigure", None)
-        if reconfigure is not None:
-            with contextlib.suppress(ValueError, OSError):
-                reconfigure(errors="backslashreplace")
-
-
-def _run(args: argparse.Namespace, gt_path: str, results_path: str) -> None:
+def _run(args: argparse.Namespace, plan: OutputPlan, gt_path: str, results_path: str) -> None:
     t0 = time.perf_counter()
     gt = load_ground_truth(gt_path)
     t1 = time.perf_counter()
@@ -298,7 +203,7 @@ def _run(args: argparse.Namespace, gt_path: str, results_path: str) -> None:
     )
     backend = resolve_backend(args.backend, gt, results)
     if backend == "jax" and not args.no_cache:
-        _enable_compilation_cache(args.cache_dir)
+        enable_compilation_cache(args.cache_dir or default_cache_dir())
     try:
         result = evaluate(
             gt,
@@ -313,14 +218,15 @@ def _run(args: argparse.Namespace, gt_path: str, results_path: str) -> None:
     except ValueError as e:
         if isinstance(e, FormatError):
             raise
-        raise _CliError(str(e)) from None
+        raise CliError(str(e)) from None
     logger.info(
         "evaluated with the %r backend (%.2f s): %s",
         backend,
         time.perf_counter() - t2,
         ", ".join(f"{k} {v:.3f} s" for k, v in result.timings.items()),
     )
-    _write_outputs(args, result)
+    _write_outputs(args, plan, result)
+    plan.commit()
     if not args.quiet:
         print(format_summary(result))
         if result.length_stats:
@@ -346,9 +252,9 @@ def _named(specs: Sequence[str], flag: str) -> list[tuple[str, str]]:
     for spec in specs:
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
-            raise _CliError(f"{flag} expects NAME=FILE, got {spec!r}")
+            raise CliError(f"{flag} expects NAME=FILE, got {spec!r}")
         if name in out:
-            raise _CliError(f"{flag} {name!r} is given twice")
+            raise CliError(f"{flag} {name!r} is given twice")
         out[name] = path
     return list(out.items())
 
@@ -376,105 +282,69 @@ def _category_ids(path: str, name: str) -> list[int]:
 
 def _int_list(data, label: str, what: str) -> list[int]:
     if not isinstance(data, list):
-        raise _CliError(f"{label}: expected a JSON list of {what}, got {type(data).__name__}")
+        raise CliError(f"{label}: expected a JSON list of {what}, got {type(data).__name__}")
     for i, x in enumerate(data):
         if not isinstance(x, int) or isinstance(x, bool):
-            raise _CliError(f"{label}: entry [{i}] is {x!r}, expected an integer id")
+            raise CliError(f"{label}: entry [{i}] is {x!r}, expected an integer id")
     return data
 
 
-def _write_outputs(args: argparse.Namespace, result) -> None:
-    """The files asked for: --json, --matches, --arrays, --plots."""
+def _plot_names(args: argparse.Namespace) -> tuple[str, ...]:
+    return ("pr_curve.png", "per_category.png", *(("errors.png",) if args.errors else ()))
+
+
+def _declare(args: argparse.Namespace, plan: OutputPlan, gt_path: str, results_path: str) -> None:
+    """Every input and every file the run will write, before any work."""
+    plan.input("--gt", gt_path)
+    plan.input("--results", results_path)
+    for flag, specs in (("--subset", args.subset), ("--group", args.group)):
+        for name, path in _named(specs, flag):
+            plan.input(f"{flag} {name}", path)
+    plan.output("--json", args.json_out)
+    plan.output("--matches", args.matches)
+    plan.output("--arrays", args.arrays)
+    if args.plots is not None:
+        plan.make_folder("--plots", args.plots)
+        for name in _plot_names(args):
+            plan.output("--plots", os.path.join(args.plots, name))
+
+
+def _write_json(path: str, document: dict) -> None:
+    text = json.dumps(document, indent=2, allow_nan=False) + "\n"
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _write_outputs(args: argparse.Namespace, plan: OutputPlan, result) -> None:
+    """The files asked for (--json, --matches, --arrays, --plots), each to its temporary file;
+    :meth:`OutputPlan.commit` then puts them in place together."""
     if args.json_out is not None:
         document = result.to_json()
-        _write_json(args.json_out, document)
-        logger.info("wrote %s", args.json_out)
+        plan.write(args.json_out, lambda tmp: _write_json(tmp, document))
     if args.matches is not None:
         from ovis_jax._src.metrics.matches import write_matches
 
-        _writing(args.matches, lambda: write_matches(result.matches, args.matches))
+        plan.write(args.matches, lambda tmp: write_matches(result.matches, tmp))
     if args.arrays is not None:
-        from ovis_jax._src.io.export import save_arrays
+        from ovis_jax._src.io.export import write_arrays
 
-        _writing(args.arrays, lambda: save_arrays(result, args.arrays))
+        plan.write(args.arrays, lambda tmp: write_arrays(result, tmp))
     if args.plots is not None:
-        from ovis_jax._src.metrics.plots import plot_results
-
-        paths = _writing(args.plots, lambda: plot_results(result, args.plots))
-        logger.info("plots: %s", ", ".join(paths))
+        _write_plots(args, plan, result)
 
 
-def _writing(path: str, write):
-    """Runs ``write()``; an OSError becomes one ``error:`` line naming ``path``."""
-    try:
-        out = write()
-    except OSError as e:
-        raise _CliError(f"cannot write {path!r} ({e.strerror or e})") from e
-    logger.info("wrote %s", path)
-    return out
+def _write_plots(args: argparse.Namespace, plan: OutputPlan, result) -> None:
+    """Draws the pictures into a temporary folder inside --plots, then moves each onto its
+    planned temporary file."""
+    from ovis_jax._src.metrics.plots import plot_results
 
+    def draw(_tmp: str) -> None:
+        with tempfile.TemporaryDirectory(dir=args.plots, prefix=".plots-") as folder:
+            plot_results(result, folder)
+            for name in _plot_names(args):
+                os.replace(os.path.join(folder, name), plan.temp(os.path.join(args.plots, name)))
 
-def _enable_compilation_cache(cache_dir: str) -> None:
-    """Turns on JAX's persistent compilation cache (the CLI owns its process; the library never
-    changes JAX's configuration). A cache that cannot be created is skipped with a log line."""
-    import jax
-
-    try:
-        os.makedirs(cache_dir, exist_ok=True)
-    except OSError as e:
-        logger.info("no compilation cache (%s)", e)
-        return
-    jax.config.update("jax_compilation_cache_dir", cache_dir)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-
-
-class _NoScipyLinalg(importlib.abc.MetaPathFinder):
-    """Refuses ``scipy.linalg`` imports (see :func:`_start_numba`)."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name == "scipy.linalg" or name.startswith("scipy.linalg."):
-            raise ImportError("not needed by ovis_jax's kernels")
-        return None
-
-
-def _start_numba() -> None:
-    """Initialises numba without its BLAS probe.
-
-    On first use numba imports ``numba.np.arraymath``, which imports ``scipy.linalg`` only to
-    learn whether ``np.dot`` / ``np.linalg`` can be compiled; that import is 0.15-0.35 s of a
-    CLI run here (measured) and none of ovis_jax's kernels uses linear algebra. The CLI owns
-    its process, so it lets numba find no BLAS (only numba's own ``np.linalg`` support is off
-    in this process; ``scipy.linalg`` itself imports normally afterwards).
-    """
-    if "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
-        return
-    finder = _NoScipyLinalg()
-    sys.meta_path.insert(0, finder)
-    try:
-        import numba.np.arraymath  # noqa: F401
-    finally:
-        sys.meta_path.remove(finder)
-
-
-def _kernels_cached() -> bool:
-    """Whether numba's disk cache holds the CPU kernels for the current sources (best effort,
-    through numba's cache objects; True when it cannot tell)."""
-    try:
-        from ovis_jax._src.backends.cpu import kernels as cpu_kernels
-        from ovis_jax._src.io import segjson
-        from ovis_jax._src.masks import scan
-
-        kernels = (
-            segjson._walk_all,
-            scan.scan_strings,
-            cpu_kernels.group_intersections,
-            cpu_kernels.match_groups,
-            cpu_kernels.accumulate,
-        )
-        return all(k._cache._cache_file._load_index() for k in kernels)
-    except Exception:  # private numba API: never let it break the CLI
-        return True
+    plan.write(os.path.join(args.plots, _plot_names(args)[0]), draw)
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
@@ -486,8 +356,9 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
 
     Returns:
         The exit status: 0 on success, 2 on a malformed, missing or unreadable input (reported
-        as one ``error:`` line on stderr) or a usage error, 130 when interrupted, 141 when
-        stdout was closed early.
+        as one ``error:`` line on stderr), an output that cannot be written (nothing is
+        written then), memory exhausted or a usage error; 130 when interrupted, 143 when
+        terminated, 141 when stdout was closed early.
     """
     parser = _build_parser(prog)
     args = parser.parse_args(argv)  # usage errors: SystemExit(2), as argparse does
@@ -501,61 +372,27 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         if not have_matplotlib():
             print(f"error: --plots needs matplotlib: {MATPLOTLIB_HINT}", file=sys.stderr)
             return EXIT_ERROR
-    _printable_streams()
-    _start_numba()
-    if args.backend != "jax" and sys.stderr.isatty() and not _kernels_cached():
+    printable_streams()
+    start_numba()
+    if args.backend != "jax" and sys.stderr.isatty() and not kernels_cached():
         print(
             "note: first run after an install: compiling the CPU kernels (about 10 s, once; "
             "numba caches them for later runs)",
             file=sys.stderr,
         )
 
+    def run(gt_path: str, results_path: str) -> None:
+        plan = OutputPlan(quiet=args.quiet)
+        _declare(args, plan, gt_path, results_path)
+        with plan:  # outputs checked (and reserved) before any work
+            _run(args, plan, gt_path, results_path)
+
     def body() -> None:
         if args.gt is None:
             with _demo_paths() as (gt_path, results_path):
                 logger.info("evaluating the demo sample")
-                _run(args, gt_path, results_path)
+                run(gt_path, results_path)
         else:
-            _run(args, args.gt, args.results)
+            run(args.gt, args.results)
 
     return run_guarded(body, verbose=args.verbose, quiet=args.quiet)
-
-
-def run_guarded(body: Callable[[], None], *, verbose: bool, quiet: bool) -> int:
-    """Runs a command's body with logging configured, and turns its failures into exit
-    statuses with one ``error:`` line (the shared tail of every ``python -m ovis_jax.*``).
-
-    Returns:
-        0, or 2 on a malformed / unreadable input or a usage problem found late, 130 when
-        interrupted, 141 when stdout was closed early.
-    """
-    with _logging_configured(verbose, quiet):
-        try:
-            body()
-        except (FormatError, _CliError) as e:
-            print(f"error: {_one_line(str(e))}", file=sys.stderr)
-            return EXIT_ERROR
-        except KeyboardInterrupt:
-            print("error: interrupted", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        except BrokenPipeError:
-            # stdout closed early (e.g. piped into `head`): stop quietly, as other tools do.
-            _silence_stdout()
-            return EXIT_BROKEN_PIPE
-        except OSError as e:  # an input that cannot be read
-            print(f"error: cannot read {e.filename!r} ({e.strerror or e})", file=sys.stderr)
-            return EXIT_ERROR
-    return EXIT_OK
-
-
-def _silence_stdout() -> None:
-    """Points stdout at /dev/null so that the interpreter's final flush does not fail again."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):  # stdout without a file descriptor (tests)
-        pass
-
-
-def _one_line(message: str) -> str:
-    return " ".join(line.strip() for line in message.splitlines() if line.strip()) or repr(message)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import numpy as np
 
 from ovis_jax._src.metrics.ap.summary import EvalResult
 
-__all__ = ["arrays_of", "save_arrays"]
+__all__ = ["arrays_of", "save_arrays", "write_arrays"]
 
 
 def _ranges(ranges) -> tuple[np.ndarray, np.ndarray]:
@@ -59,13 +60,23 @@ def arrays_of(result: EvalResult) -> dict[str, np.ndarray]:
     return out
 
 
+def write_arrays(result: EvalResult, path: str | os.PathLike) -> None:
+    """Writes :func:`arrays_of` as a compressed ``.npz`` archive to exactly ``path`` (no
+    ``.npz`` suffix added, not atomic: see :func:`save_arrays`)."""
+    with open(path, "wb") as f:
+        np.savez_compressed(f, **arrays_of(result))
+
+
 def save_arrays(result: EvalResult, path: str | os.PathLike) -> None:
     """Writes :func:`arrays_of` to a compressed ``.npz`` file (read it back with
-    ``numpy.load(path)``; no pickle needed). Written through a temporary file and a rename."""
+    ``numpy.load(path)``; no pickle needed), through a temporary file of this call's own in the
+    same folder and a rename."""
     path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}.npz"
+    folder, name = os.path.split(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    os.close(fd)
     try:
-        np.savez_compressed(tmp, **arrays_of(result))
+        write_arrays(result, tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -14,10 +14,12 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ovis_jax._src.backends.cpu.startup import prepare_numba
 from ovis_jax._src.parallel import run_chunks
 
 __all__ = ["read_segmentations"]
 
+prepare_numba()  # before the decorators: the cache is optional (see startup.py)
 _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
 
 _QUOTE, _BACKSLASH = 34, 92

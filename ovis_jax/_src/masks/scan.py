@@ -29,6 +29,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ovis_jax._src.backends.cpu.startup import prepare_numba
+
 __all__ = [
     "BAD_CHAR",
     "HUGE",
@@ -47,6 +49,7 @@ __all__ = [
 OK, BAD_CHAR, TRUNCATED, TOO_LONG, NEGATIVE, OVERFLOW, HUGE, ZERO_RUN = range(8)
 _INT32_MAX = 2**31 - 1
 
+prepare_numba()  # before the decorators: the cache is optional (see startup.py)
 _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from typing import NamedTuple
 
 import numpy as np
@@ -207,11 +208,13 @@ def matches_lines(matches: Matches):
 
 def write_matches(matches: Matches, path: str | os.PathLike) -> None:
     """Writes the matches as JSON Lines (one object per result, results-file order), through
-    a temporary file and a rename so that an interrupted run leaves no truncated file."""
+    a temporary file of this call's own (unique, in the same folder) and a rename, so that an
+    interrupted run leaves no truncated file and concurrent calls never mix their lines."""
     path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}"
+    folder, name = os.path.split(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
+        with open(fd, "w", encoding="utf-8") as f:
             for line in matches_lines(matches):
                 f.write(line + "\n")
         os.replace(tmp, path)

@@ -145,7 +145,8 @@ def _plot_errors(result: EvalResult, path: str) -> None:
     fig = _figure(7.0, 0.9 + 0.42 * len(items))
     ax = fig.add_subplot()
     names = [k for k, _ in items]
-    values = np.asarray([v for _, v in items], dtype=np.float64) * 100
+    # Fractions, as in the text table and the JSON (not AP points).
+    values = np.asarray([v for _, v in items], dtype=np.float64)
     y = np.arange(len(items))
     special = {"false_positive", "false_negative"}
     colors = ["tab:gray" if k in special else "tab:orange" for k in names]
@@ -153,13 +154,13 @@ def _plot_errors(result: EvalResult, path: str) -> None:
     counts = getattr(analysis, "counts", {})
     ax.set_yticks(y, [f"{k} ({counts[k]})" if k in counts else k for k in names])
     ax.invert_yaxis()
-    top = max(float(values.max(initial=0.0)), 1.0)
+    top = max(float(values.max(initial=0.0)), 0.01)
     ax.set_xlim(0, top * 1.18)
     for yi, v in zip(y, values, strict=True):
-        ax.text(v + top * 0.01, yi, f"{v:.2f}", va="center", fontsize=8)
-    ax.set_xlabel("dAP50 (AP points gained by fixing that error type)")
+        ax.text(v + top * 0.01, yi, f"{v:.4f}", va="center", fontsize=8)
+    ax.set_xlabel("dAP50 (AP50 gained by fixing that error type, a fraction as in the table)")
     ax.set_title(
-        f"Error analysis: AP50 = {100 * analysis.ap50:.2f}; gray: special (all FP / all FN)",
+        f"Error analysis: AP50 = {analysis.ap50:.4f}; gray: special (all FP / all FN)",
         fontsize=10,
     )
     ax.grid(axis="x", alpha=0.3)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import zipfile
 
 from ovis_jax._src.errors import FormatError
@@ -34,7 +35,9 @@ def pack_results(source: str | os.PathLike, out: str | os.PathLike) -> int:
     raw, label = read_bytes(source, "results")
     if not isinstance(parse_untyped(raw, label), list):
         raise FormatError(f"{label}: expected a JSON list of results (the server's format)")
-    tmp = f"{os.fspath(out)}.tmp-{os.getpid()}"
+    folder, name = os.path.split(os.path.abspath(os.fspath(out)))
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)  # this call's own
+    os.close(fd)
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as z:
             z.writestr(MEMBER, raw)

@@ -11,10 +11,12 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ovis_jax._src.backends.cpu.startup import prepare_numba
 from ovis_jax._src.masks.scan import decode_boundaries
 
 __all__ = ["accumulate", "group_intersections", "match_groups"]
 
+prepare_numba()  # before the decorators: the cache is optional (see startup.py)
 _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
 
 

@@ -3,7 +3,8 @@
 from ovis_jax._src.errors import FormatError
 from ovis_jax._src.evaluation import BACKENDS, evaluate
 from ovis_jax._src.io.export import save_arrays
-from ovis_jax._src.io.loading import GroundTruth, Results, Video, load_ground_truth, load_results
+from ovis_jax._src.io.model import GroundTruth, Results, Video
+from ovis_jax._src.io.vis import load_ground_truth, load_results
 from ovis_jax._src.metrics.ap.summary import (
     EvalResult,
     format_length,

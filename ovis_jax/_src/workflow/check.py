@@ -16,21 +16,11 @@ from typing import Any
 import numpy as np
 
 from ovis_jax._src.errors import FormatError
-from ovis_jax._src.io.loading import (
-    _TYPED_RESULTS,
-    GroundTruth,
-    Results,
-    _FastFile,
-    _parse,
-    _parse_result,
-    _ResultsContext,
-    _SegmentationCollector,
-    _show,
-    duplicate_pairs,
-    load_results,
-    parse_untyped,
-    read_bytes,
-)
+from ovis_jax._src.io.model import GroundTruth, Results
+from ovis_jax._src.io.read import TYPED_RESULTS, parse, parse_untyped, read_bytes
+from ovis_jax._src.io.segments import FastFile, SegmentationCollector, duplicate_pairs
+from ovis_jax._src.io.validate import show
+from ovis_jax._src.io.vis import ResultsContext, load_results, parse_result
 from ovis_jax._src.progress import report
 
 __all__ = ["CheckReport", "check_results"]
@@ -88,7 +78,7 @@ def check_results(gt: GroundTruth, source: Any) -> CheckReport:
     if isinstance(source, (str, os.PathLike)):
         raw, label = read_bytes(source, "results")
         size = os.path.getsize(source)
-        parsed = _parse(raw, _TYPED_RESULTS, label)
+        parsed = parse(raw, TYPED_RESULTS, label)
     else:
         raw, parsed = None, source
     try:
@@ -99,7 +89,7 @@ def check_results(gt: GroundTruth, source: Any) -> CheckReport:
         loaded = load_results([data[i] for i in good], gt)
         problems += _duplicate_problems(loaded, np.asarray(good, dtype=np.int64))
     else:
-        data = _as_list(parsed.items if isinstance(parsed, _FastFile) else parsed)
+        data = _as_list(parsed.items if isinstance(parsed, FastFile) else parsed)
         problems = _category_problems(loaded)
         problems += _duplicate_problems(loaded, np.arange(len(data), dtype=np.int64))
     if not data:
@@ -127,9 +117,9 @@ def _item_problems(gt: GroundTruth, data: list) -> tuple[list[str], list[int]]:
     known = set(gt.category_ids.tolist())
     problems, good = [], []
     for i, item in enumerate(data):
-        ctx = _ResultsContext(gt.video_by_id, known, *_fresh_collectors())
+        ctx = ResultsContext(gt.video_by_id, known, *_fresh_collectors())
         try:
-            _parse_result(i, item, ctx)
+            parse_result(i, item, ctx)
             ctx.collector.build()
             ctx.discarded.build()
         except FormatError as e:
@@ -143,13 +133,13 @@ def _item_problems(gt: GroundTruth, data: list) -> tuple[list[str], list[int]]:
     return problems, good
 
 
-def _fresh_collectors() -> tuple[_SegmentationCollector, _SegmentationCollector]:
-    return _SegmentationCollector(), _SegmentationCollector()
+def _fresh_collectors() -> tuple[SegmentationCollector, SegmentationCollector]:
+    return SegmentationCollector(), SegmentationCollector()
 
 
 def _unknown_category(i: int, video_id: Any, category_id: Any) -> str:
     return (
-        f"results[{i}] (video_id {video_id}): category_id {_show(category_id)} "
+        f"results[{i}] (video_id {video_id}): category_id {show(category_id)} "
         "is not a category of the ground truth (the server ignores it)"
     )
 

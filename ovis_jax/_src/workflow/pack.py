@@ -8,7 +8,7 @@ import os
 import zipfile
 
 from ovis_jax._src.errors import FormatError
-from ovis_jax._src.io.loading import parse_untyped, read_bytes
+from ovis_jax._src.io.read import parse_untyped, read_bytes
 
 __all__ = ["MEMBER", "pack_results"]
 

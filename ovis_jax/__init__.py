@@ -2,8 +2,9 @@
 
 from ovis_jax._src.errors import FormatError
 from ovis_jax._src.evaluation import BACKENDS, evaluate
+from ovis_jax._src.io.cocovid import convert_cocovid
 from ovis_jax._src.io.export import save_arrays
-from ovis_jax._src.io.model import GroundTruth, Results, Video
+from ovis_jax._src.io.model import DataFormat, GroundTruth, Results, Video
 from ovis_jax._src.io.vis import load_ground_truth, load_results
 from ovis_jax._src.metrics.ap.summary import (
     EvalResult,
@@ -47,6 +48,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "BACKENDS",
     "CheckReport",
+    "DataFormat",
     "EvalParams",
     "EvalResult",
     "FormatError",
@@ -58,6 +60,7 @@ __all__ = [
     "Video",
     "analyze_errors",
     "check_results",
+    "convert_cocovid",
     "evaluate",
     "format_errors",
     "format_length",

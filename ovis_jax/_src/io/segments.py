@@ -80,6 +80,13 @@ class FastSegments:
         self.where = [""] * num_tracks
         self._table: MaskTable | None = None
 
+    def num_frames(self, track: Any) -> int | None:
+        """The number of frames of a track (a :class:`FastTrack`; None for anything else)."""
+        if not isinstance(track, FastTrack):
+            return None
+        fs = self.arrays["frame_start"]
+        return int(fs[track.index + 1] - fs[track.index])
+
     def add_track(self, track: FastTrack, video: Video, where: str) -> None:
         i = track.index
         fs = self.arrays["frame_start"]

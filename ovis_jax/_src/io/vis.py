@@ -1,5 +1,6 @@
 """The OVIS / YouTube-VIS family of inputs (also LV-VIS, and the other YouTube-VIS-shaped
-datasets): parsing and validating a ground truth and a results file.
+datasets): parsing and validating a ground truth here, a results file in
+:mod:`ovis_jax._src.io.vis_results` (re-exported).
 
 Everything is checked before anything is evaluated; a malformed input raises
 :class:`~ovis_jax.FormatError` naming the item (its index in the file and its video id) and what
@@ -18,18 +19,17 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ovis_jax._src import messages, progress
+from ovis_jax._src import progress
 from ovis_jax._src.errors import FormatError
+from ovis_jax._src.io.cocovid import COCOVID_HINT, is_cocovid
 from ovis_jax._src.io.model import (
     DataFormat,
     GroundTruth,
     PathOrObject,
-    Results,
-    UnknownResults,
     Video,
 )
-from ovis_jax._src.io.read import TYPED_GT, TYPED_RESULTS, gc_paused, read_source
-from ovis_jax._src.io.segments import Collector, FastFile, collectors, duplicate_pairs
+from ovis_jax._src.io.read import TYPED_GT, gc_paused, read_source
+from ovis_jax._src.io.segments import Collector, FastFile, collectors
 from ovis_jax._src.io.validate import (
     MAX_FRAME_PIXELS,
     is_finite_number,
@@ -42,6 +42,12 @@ from ovis_jax._src.io.validate import (
     require,
     show,
     show_id,
+)
+from ovis_jax._src.io.vis_results import (  # the results half, re-exported
+    UNKNOWN_VIDEO_HINT,
+    ResultsContext,
+    load_results,
+    parse_result,
 )
 from ovis_jax._src.masks.rle import MaskTable
 from ovis_jax._src.params import OCCLUSION_SCORES
@@ -56,10 +62,13 @@ __all__ = [
     "parse_result",
 ]
 
+
 logger = logging.getLogger(__name__)
 
 
-def _parse_videos(raw: Any) -> tuple[Video, ...]:
+def _parse_videos(raw: Any, frames: Mapping[int, dict[int, int]]) -> tuple[Video, ...]:
+    """The videos; a video without ``length`` (nor ``file_names``) takes it from its
+    annotations' frame counts (``frames``: video id -> frame count -> first annotation)."""
     if not isinstance(raw, list):
         raise FormatError(f"ground truth: 'videos' must be a list, got {type(raw).__name__}")
     videos: dict[int, Video] = {}
@@ -83,7 +92,7 @@ def _parse_videos(raw: Any) -> tuple[Video, ...]:
         elif isinstance(v.get("file_names"), list):
             length = len(v["file_names"])
         else:
-            raise FormatError(f"{where}: missing key 'length' (and no 'file_names' list)")
+            length = _length_from_annotations(frames.get(int(vid), {}), where)
         if not is_int(length) or length < 0:
             raise FormatError(
                 f"{where}: 'length' must be a non-negative integer, got {show(length)}"
@@ -92,6 +101,43 @@ def _parse_videos(raw: Any) -> tuple[Video, ...]:
             raise FormatError(f"{where}: duplicated video id {vid}")
         videos[int(vid)] = Video(int(vid), int(h), int(w), int(length))
     return tuple(videos[k] for k in sorted(videos))
+
+
+def _length_from_annotations(counts: Mapping[int, int], where: str) -> int:
+    """A video's length from its annotations' frame counts (as mmtracking's converter writes
+    videos without ``length``; the official evaluator never reads it)."""
+    if len(counts) == 1:
+        return next(iter(counts))
+    if not counts:
+        raise FormatError(
+            f"{where}: missing key 'length' (and no 'file_names' list), and no annotation of "
+            "the video to take it from"
+        )
+    (n0, i0), (n1, i1) = sorted(counts.items(), key=lambda kv: kv[1])[:2]
+    raise FormatError(
+        f"{where}: missing key 'length' (and no 'file_names' list), and its annotations "
+        f"disagree on the number of frames (annotations[{i0}] has {n0} segmentations, "
+        f"annotations[{i1}] has {n1})"
+    )
+
+
+def _frame_counts(raw_videos: Any, anns: list, fast: Any) -> dict[int, dict[int, int]]:
+    """Per video id, each number of frames its annotations have (-> the first annotation
+    with it); computed only when some video lacks both ``length`` and ``file_names``."""
+    if not isinstance(raw_videos, list) or all(
+        not isinstance(v, Mapping) or "length" in v or isinstance(v.get("file_names"), list)
+        for v in raw_videos
+    ):
+        return {}
+    counts: dict[int, dict[int, int]] = {}
+    for i, a in enumerate(anns):
+        vid, segs = a.get("video_id"), a.get("segmentations")
+        n = fast.segments.num_frames(segs) if isinstance(fast, FastFile) else None
+        if n is None and isinstance(segs, list):
+            n = len(segs)
+        if is_int(vid) and n is not None:
+            counts.setdefault(int(vid), {}).setdefault(n, i)
+    return counts
 
 
 def _parse_categories(raw: Any) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
@@ -188,6 +234,13 @@ NO_ANNOTATIONS = (
 def _gt_object(data: Any, *, require_annotations: bool) -> tuple[Any, Any, list]:
     """The ground truth's (videos, categories, annotations); annotations ``[]`` when absent or
     null and not required."""
+    if isinstance(data, list) and any(isinstance(a, Mapping) and "score" in a for a in data[:100]):
+        raise FormatError(
+            "ground truth: this is a results file (a JSON list of predictions with 'score'), "
+            "not a ground truth: are the ground truth and the results swapped?"
+        )
+    if is_cocovid(data):
+        raise FormatError(COCOVID_HINT)
     if not isinstance(data, Mapping):
         raise FormatError(
             f"ground truth: expected a JSON object with 'videos', 'annotations' and "
@@ -271,6 +324,11 @@ def _parse_annotation(i: int, a: Mapping, ctx: _GtContext) -> _Annotation | None
     occ_score: float | None = 0.0
     if ctx.is_ovis:
         occ = a["occlusion"]
+        if isinstance(occ, str):
+            raise FormatError(
+                f"{where}: 'occlusion' must be a list of per-frame labels (one per frame, e.g. "
+                f'["no_occlusion", null, ...]), got the string {show(occ)}'
+            )
         if not isinstance(occ, list) or len(occ) != video.length:
             n = len(occ) if isinstance(occ, list) else type(occ).__name__
             raise length_error(where, "occlusion", n, video)
@@ -330,7 +388,9 @@ def fingerprint(videos: tuple[Video, ...], cat_ids: np.ndarray, ann_ids: list, f
 
 
 @gc_paused
-def load_ground_truth(source: PathOrObject, *, require_annotations: bool = True) -> GroundTruth:
+def load_ground_truth(
+    source: PathOrObject, *, require_annotations: bool = True, max_bytes: int | None = None
+) -> GroundTruth:
     """Loads and validates a ground-truth file.
 
     Args:
@@ -340,6 +400,8 @@ def load_ground_truth(source: PathOrObject, *, require_annotations: bool = True)
             ``"annotations": null``, as the validation splits ship) loads with no tracks and
             ``has_annotations`` False; if True (default) it is an error, since nothing could
             be scored against it.
+        max_bytes: the cap on the file's size once decompressed (None: 16 GiB, or
+            ``OVIS_JAX_MAX_INPUT_BYTES``; see :func:`ovis_jax._src.io.read.read_bytes`).
 
     Returns:
         The validated :class:`GroundTruth`; the format (OVIS or YouTube-VIS) is detected from
@@ -348,14 +410,14 @@ def load_ground_truth(source: PathOrObject, *, require_annotations: bool = True)
     Raises:
         FormatError: naming the offending item and what was expected.
     """
-    data = fast = read_source(source, "ground truth", TYPED_GT)
+    data = fast = read_source(source, "ground truth", TYPED_GT, max_bytes=max_bytes)
     progress.stage(logger, "validate")
     if isinstance(data, FastFile):
         t = fast.typed
         data = {"videos": t.videos, "categories": t.categories, "annotations": fast.items}
     raw_videos, raw_cats, anns = _gt_object(data, require_annotations=require_annotations)
     has_annotations = isinstance(data, Mapping) and data.get("annotations") is not None
-    videos = _parse_videos(raw_videos)
+    videos = _parse_videos(raw_videos, _frame_counts(raw_videos, anns, fast))
     cat_ids, cat_names, partition = _parse_categories(raw_cats)
     collector, discarded = collectors(fast)
     ctx = _GtContext(
@@ -396,128 +458,4 @@ def load_ground_truth(source: PathOrObject, *, require_annotations: bool = True)
         fingerprint=fingerprint(videos, cat_ids, [r.id for r in rows], fmt),
         category_partition=partition,
         has_annotations=has_annotations,
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# Results
-
-
-class _Result(NamedTuple):
-    """One kept result, as :func:`parse_result` reads it."""
-
-    id: int  # 1..N in file order (metric step 1)
-    video_id: int
-    category_id: int
-    score: float
-
-
-@dataclasses.dataclass
-class ResultsContext:
-    """What the per-result parser needs and what it tallies across results."""
-
-    video_by_id: dict[int, Video]
-    known_cats: set[int]
-    collector: Collector
-    discarded: Collector
-    dropped: list[_Result] = dataclasses.field(default_factory=list)  # unknown categories
-
-
-UNKNOWN_VIDEO_HINT = (
-    "not in the ground truth; to evaluate some of the videos, give the whole ground truth and "
-    "--subset / subsets="
-)
-
-
-def parse_result(i: int, r: Any, ctx: ResultsContext) -> _Result | None:
-    """Validates ``results[i]`` and adds its masks to the context's collector.
-
-    Returns:
-        The result, or None when its category is not in the ground truth (then its masks are
-        validated all the same, and counted).
-    """
-    where, video = item_video(r, f"results[{i}]", ctx.video_by_id, UNKNOWN_VIDEO_HINT)
-    vid = video.id
-    cid = require(r, "category_id", where)
-    if not is_id(cid):
-        raise FormatError(f"{where}: 'category_id' must be an integer (64-bit), got {show(cid)}")
-    score = require(r, "score", where)
-    if not is_finite_number(score):
-        raise FormatError(f"{where}: 'score' must be a finite number, got {show(score)}")
-    segs = require(r, "segmentations", where)
-    row = _Result(i + 1, int(vid), int(cid), float(score))
-    if int(cid) not in ctx.known_cats:
-        ctx.dropped.append(row)
-        ctx.discarded.add_track(segs, video, where)
-        return None
-    ctx.collector.add_track(segs, video, where)
-    return row
-
-
-@gc_paused
-def load_results(source: PathOrObject, gt: GroundTruth) -> Results:
-    """Loads and validates a results file against its ground truth.
-
-    Args:
-        source: a path to the JSON file (a list of results), or the already-parsed list (not
-            modified).
-        gt: the ground truth the results are for.
-
-    Returns:
-        The validated :class:`Results` of the categories of ``gt``. Results of other
-        categories are counted and reported in a warning.
-
-    Raises:
-        FormatError: naming the offending result (index and video id) and what was expected.
-    """
-    data = fast = read_source(source, "results", TYPED_RESULTS)
-    progress.stage(logger, "validate")
-    if isinstance(data, FastFile):
-        data = fast.items
-    warnings: list[str] = []
-    if isinstance(data, Mapping) and "annotations" in data:
-        data = data["annotations"]
-        warnings.append(
-            "the results are a JSON object: its 'annotations' list was evaluated (the official "
-            "format is a bare list)"
-        )
-    if not isinstance(data, list):
-        raise FormatError(f"results: expected a JSON list of results, got {type(data).__name__}")
-    ctx = ResultsContext(gt.video_by_id, set(gt.category_ids.tolist()), *collectors(fast))
-    keep = [r for i, item in enumerate(data) if (r := parse_result(i, item, ctx)) is not None]
-    collector, discarded, dropped = ctx.collector, ctx.discarded, ctx.dropped
-    masks = collector.build()
-    discarded.build()
-    duplicates = len(duplicate_pairs(keep, masks))
-    if duplicates:
-        warnings.append(
-            f"{duplicates} result(s) are exact duplicates of an earlier result (same video, "
-            "category, score and masks): each copy is scored as a separate prediction"
-        )
-    if not data:
-        warnings.append(messages.EMPTY_RESULTS)
-    n_unknown = len(dropped)
-    if n_unknown:
-        ids = sorted({k.category_id for k in dropped})
-        warnings.append(messages.unknown_categories(n_unknown, ids))
-    for w in warnings:
-        logger.debug("warning: %s", w)  # returned in .warnings: one channel
-    # avg_area: mean of the non-null, non-zero pixel counts.
-    avg = masks.track_avg_areas()
-    return Results(
-        result_id=np.asarray([k.id for k in keep], dtype=np.int64),
-        video_id=np.asarray([k.video_id for k in keep], dtype=np.int64),
-        category_id=np.asarray([k.category_id for k in keep], dtype=np.int64),
-        score=np.asarray([k.score for k in keep], dtype=np.float64),
-        avg_area=avg,
-        masks=masks,
-        rles=masks.rles(),
-        num_unknown_category=n_unknown,
-        warnings=tuple(warnings),
-        unknown=UnknownResults(
-            result_id=np.asarray([k.id for k in dropped], dtype=np.int64),
-            video_id=np.asarray([k.video_id for k in dropped], dtype=np.int64),
-            category_id=np.asarray([k.category_id for k in dropped], dtype=np.int64),
-            score=np.asarray([k.score for k in dropped], dtype=np.float64),
-        ),
     )

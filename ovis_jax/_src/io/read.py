@@ -244,7 +244,7 @@ def _gunzip(f: io.BufferedReader, head: bytes, label: str, cap: int, guard: bool
                 out.write(d.decompress(chunk, _CHUNK))
                 chunk = d.unconsumed_tail
                 if d.eof:  # the next member, if any (gzip allows several; zeros may pad)
-                    chunk = (d.unused_data + chunk).lstrip(b"\x00")
+                    chunk = d.unused_data.lstrip(b"\x00")  # holds the unconsumed tail too
                     d, fed = zlib.decompressobj(31), False
                 _check_size(out.tell(), consumed, label, cap, guard)
         if fed:

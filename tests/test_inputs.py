@@ -423,3 +423,11 @@ def test_regular_file_over_the_cap_is_refused_before_reading(tmp_path, tiny):
     assert stat.S_ISREG(os.stat(p).st_mode)
     with pytest.raises(FormatError, match="more than the cap of 10 bytes"):
         ovis_jax.load_results(str(p), gt, max_bytes=10)
+
+
+def test_foreign_check_ignores_unhashable_video_ids(tiny):
+    """Fuzz seed 164: a nested list as a video id must reach the usual per-item message."""
+    gt_dict, res = tiny
+    res[0]["video_id"] = [[1]]
+    with pytest.raises(FormatError, match=r"results\[0\].*'video_id' must be an integer"):
+        ovis_jax.load_results(res, ovis_jax.load_ground_truth(gt_dict))

@@ -94,8 +94,7 @@ def refuse_foreign(data: Any, gt: GroundTruth) -> None:
     items = data.get("annotations") if isinstance(data, Mapping) else data
     if not isinstance(items, list) or not items or not gt.videos:
         return
-    ids = {a.get("video_id") for a in items if isinstance(a, Mapping)}
-    ids = {int(v) for v in ids if is_int(v)}
+    ids = {int(v) for a in items if isinstance(a, Mapping) and is_int(v := a.get("video_id"))}
     if ids and not ids & set(gt.video_by_id):
         raise FormatError(
             f"results: none of the {len(ids)} video ids of the results (e.g. {min(ids)}) is a "

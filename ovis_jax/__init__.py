@@ -3,8 +3,10 @@
 from ovis_jax._src.backends.base import Backend, register_backend
 from ovis_jax._src.errors import FormatError
 from ovis_jax._src.evaluation import BACKENDS, evaluate
+from ovis_jax._src.io.cocovid import convert_cocovid
 from ovis_jax._src.io.export import save_arrays
-from ovis_jax._src.io.loading import GroundTruth, Results, Video, load_ground_truth, load_results
+from ovis_jax._src.io.model import DataFormat, GroundTruth, Results, Video
+from ovis_jax._src.io.vis import load_ground_truth, load_results
 from ovis_jax._src.metrics.ap.summary import (
     EvalResult,
     format_length,
@@ -51,6 +53,7 @@ __all__ = [
     "BACKENDS",
     "Backend",
     "CheckReport",
+    "DataFormat",
     "EvalParams",
     "EvalResult",
     "FormatError",
@@ -65,6 +68,7 @@ __all__ = [
     "Video",
     "analyze_errors",
     "check_results",
+    "convert_cocovid",
     "evaluate",
     "format_errors",
     "format_length",

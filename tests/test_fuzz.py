@@ -1741,6 +1741,153 @@ def test_fuzz_fs_and_env():
 
 
 # --------------------------------------------------------------------------------------------
+# Archive mutations (issue 17 §4 and §7): encrypted members, compression methods Python cannot
+# read, nested folders, duplicate members, bombs within a small cap. Each case is a file; the
+# oracle: loading ends in the plain JSON's results or in a FormatError naming the file (never
+# another exception, never more memory than the cap), and check lists the layouts the server
+# rejects.
+
+ARCHIVE_CASES = int(os.environ.get("OVIS_JAX_ARCHIVE_FUZZ_CASES", 300))
+_UNREADABLE_METHODS = [1, 2, 3, 4, 5, 6, 7, 9, 10, 18, 19, 20, 93, 95, 96, 97, 98]
+
+
+def _archive_zip(path: Path, members: list[tuple[str, bytes]], method: int) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about duplicate names
+        with zipfile.ZipFile(path, "w", compression=method) as z:
+            for name, data in members:
+                z.writestr(name, data)
+
+
+def _archive_patch(path: Path, *, flag: int = 0, method: int | None = None) -> None:
+    """Sets a flag bit / the compression method of every entry (local and central headers)."""
+    b = bytearray(path.read_bytes())
+    for sig, off in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        i = b.find(sig)
+        while i >= 0:
+            old = int.from_bytes(b[i + off : i + off + 2], "little")
+            b[i + off : i + off + 2] = (old | flag).to_bytes(2, "little")
+            if method is not None:
+                b[i + off + 2 : i + off + 4] = method.to_bytes(2, "little")
+            i = b.find(sig, i + 4)
+    path.write_bytes(bytes(b))
+
+
+def _whitespace(rng: random.Random, n: int) -> bytes:
+    return b"[" + bytes(rng.choice(b" \n\t\r")) * n + b"]"
+
+
+def make_archive_case(seed: int, tmp: Path, raw: bytes) -> tuple[Path, str, str, int | None]:
+    """One archive case: (path, kind, what the outcome must be, cap). The outcome is "ok"
+    (the plain results), "error:<text in the message>" or "problem:<text in a check line>"."""
+    rng = random.Random(seed)
+    kind = rng.choice(
+        ["encrypted", "aes", "method", "nested", "duplicate", "gz_bomb", "zip_bomb", "fits"]
+    )
+    method = rng.choice(
+        [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA]
+    )
+    cap = rng.choice([None, 1 << 16, 1 << 18, 1 << 20])
+    p = tmp / f"a{seed}.zip"
+    if kind in ("encrypted", "aes", "method"):
+        _archive_zip(p, [("results.json", raw)], method)
+        if kind == "encrypted":
+            _archive_patch(p, flag=1)
+            return p, kind, "error:is encrypted", None
+        if kind == "aes":
+            _archive_patch(p, flag=1, method=99)
+            return p, kind, "error:password-protected, AES", None
+        m = rng.choice(_UNREADABLE_METHODS)
+        _archive_patch(p, method=m)
+        return p, kind, "error:uses the compression method", None
+    if kind == "nested":
+        folder = "/".join(
+            rng.choice(["sub", "results", "a b", "ü"]) for _ in range(rng.randint(1, 3))
+        )
+        name = rng.choice(["results.json", "preds.json"])
+        _archive_zip(
+            p, [(f"{folder}/", b""), (f"{folder}/{name}", raw)][rng.randint(0, 1) :], method
+        )
+        return p, kind, "problem:inside a folder", None
+    if kind == "duplicate":
+        junk = rng.choice([b"[]", b"{}", b"", raw[: len(raw) // 2]])
+        order = [("results.json", junk), ("results.json", raw)]
+        _archive_zip(p, order if rng.random() < 0.5 else order[::-1], method)
+        return p, kind, "error:2 members named", None
+    cap = cap or 1 << 16
+    if kind == "gz_bomb":
+        p = tmp / f"a{seed}.json.gz"
+        members = rng.randint(1, 4)
+        body = _whitespace(rng, rng.randint(cap // members + 1, 4 * cap))
+        p.write_bytes(b"".join(gzip.compress(body, rng.randint(1, 9)) for _ in range(members)))
+        return p, kind, "error:more than the cap", cap
+    if kind == "zip_bomb":
+        _archive_zip(p, [("results.json", _whitespace(rng, rng.randint(cap, 8 * cap)))], method)
+        return p, kind, "error:more than the cap", cap
+    # fits: the results in a gzip (several members, padding) or a zip, under the cap
+    if rng.random() < 0.5:
+        p = tmp / f"a{seed}.json.gz"
+        cuts = sorted(rng.randint(0, len(raw)) for _ in range(rng.randint(0, 3)))
+        parts = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
+        p.write_bytes(b"".join(gzip.compress(x) for x in parts) + b"\0" * rng.randint(0, 3))
+    else:
+        _archive_zip(p, [("results.json", raw)], method)
+    return p, kind, "ok", max(cap, len(raw))
+
+
+def run_archive_case(seed: int, tmp: Path, gt: Any, raw: bytes, want: Any) -> str:
+    """Runs one archive case; returns its kind. Raises Failure on a wrong outcome."""
+    from ovis_jax._src.workflow.check import check_results
+
+    path, kind, expect, cap = make_archive_case(seed, tmp, raw)
+    try:
+        try:
+            got = ovis_jax.load_results(str(path), gt, max_bytes=cap)
+        except FormatError as e:
+            if (
+                not expect.startswith("error:")
+                or expect[6:] not in str(e)
+                or str(path) not in str(e)
+            ):
+                raise Failure(f"{kind}: expected {expect}, got FormatError {e}") from None
+            return kind
+        if expect.startswith("error:"):
+            raise Failure(f"{kind}: expected {expect}, but it loaded")
+        if not (np.array_equal(got.score, want.score) and list(got.rles) == list(want.rles)):
+            raise Failure(f"{kind}: loaded results differ from the plain file's")
+        if expect.startswith("problem:"):
+            problems = check_results(gt, str(path), max_bytes=cap).problems
+            if not any(expect[8:] in line for line in problems):
+                raise Failure(f"{kind}: check did not list {expect[8:]!r}: {problems}")
+        return kind
+    finally:
+        path.unlink()
+
+
+def test_archive_fuzz(tmp_path):
+    """OVIS_JAX_ARCHIVE_FUZZ_CASES=10000 pytest tests/test_fuzz.py -k archive (default 300)."""
+    gt_dict, res = _tiny_pair(False)
+    gt = ovis_jax.load_ground_truth(gt_dict)
+    raw = json.dumps(res).encode()
+    want = ovis_jax.load_results(res, gt)
+    kinds: dict[str, int] = {}
+    failures = []
+    for seed in range(FIRST_SEED, FIRST_SEED + ARCHIVE_CASES):
+        try:
+            kind = run_archive_case(seed, tmp_path, gt, raw, want)
+        except Failure as e:
+            failures.append(f"seed {seed}: {e}")
+            continue
+        except Exception as e:  # anything else is a failure too
+            failures.append(f"seed {seed}: {type(e).__name__}: {e}")
+            continue
+        kinds[kind] = kinds.get(kind, 0) + 1
+    print(f"archive fuzz: seeds {FIRST_SEED}..{FIRST_SEED + ARCHIVE_CASES - 1}: {kinds}")
+    assert not failures, "\n".join(failures[:20])
+    assert len(kinds) == 8 or ARCHIVE_CASES < 100, kinds
+
+
+# --------------------------------------------------------------------------------------------
 
 
 def _main(argv: list[str]) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import ovis_jax
-from ovis_jax._src.io import loading, segjson
+from ovis_jax._src.io import read, segjson, segments
 from ovis_jax.testing import synthetic
 
 
@@ -29,7 +29,7 @@ def test_file_fast_path_equals_parsed_objects(tmp_path, seed):
     gt_path, res_path = tmp_path / "gt.json", tmp_path / "res.json"
     gt_path.write_text(json.dumps(gt_dict))
     res_path.write_text(json.dumps(results, indent=1))  # whitespace everywhere
-    assert isinstance(loading._read(res_path, "results", loading._TYPED_RESULTS), loading._FastFile)
+    assert isinstance(read.read_source(res_path, "results", read.TYPED_RESULTS), segments.FastFile)
     fast_gt = ovis_jax.load_ground_truth(gt_path)
     slow_gt = ovis_jax.load_ground_truth(gt_dict)
     _same_tables(fast_gt.masks, slow_gt.masks)
@@ -42,7 +42,7 @@ def test_file_fast_path_equals_parsed_objects(tmp_path, seed):
 
 def _read(text: str):
     raw = text.encode()
-    track = loading._TYPED_RESULTS.decode(raw)
+    track = read.TYPED_RESULTS.decode(raw)
     return segjson.read_segmentations(raw, [t.segmentations for t in track])
 
 

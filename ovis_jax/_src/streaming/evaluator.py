@@ -93,7 +93,7 @@ import numpy as np
 
 from ovis_jax._src import messages
 from ovis_jax._src.backends.jax.backend import evaluate_tracks
-from ovis_jax._src.io.loading import GroundTruth
+from ovis_jax._src.io.model import GroundTruth
 from ovis_jax._src.metrics.ap.summary import EvalResult
 from ovis_jax._src.params import EvalParams
 from ovis_jax._src.streaming.core import (

@@ -22,7 +22,7 @@ import numpy as np
 
 from ovis_jax._src.backends.grouping import ragged_arange
 from ovis_jax._src.backends.jax.iou import RunTable
-from ovis_jax._src.io.loading import GroundTruth
+from ovis_jax._src.io.model import GroundTruth
 from ovis_jax._src.streaming.state import FINGERPRINT_BYTES
 
 __all__ = ["BLOCK", "INT32_LIMIT", "GTBatch", "GTTables", "build_tables", "gt_digest", "prepare"]

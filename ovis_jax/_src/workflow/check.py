@@ -16,20 +16,16 @@ from typing import Any
 import numpy as np
 
 from ovis_jax._src.errors import FormatError
-from ovis_jax._src.io.loading import (
-    _TYPED_RESULTS,
-    GroundTruth,
-    Results,
-    _FastFile,
-    _parse,
-    _parse_result,
-    _ResultsContext,
-    _SegmentationCollector,
-    _show,
-    duplicate_pairs,
+from ovis_jax._src.io.model import GroundTruth, Results
+from ovis_jax._src.io.read import TYPED_RESULTS, parse, parse_untyped, read_bytes, zip_problems
+from ovis_jax._src.io.segments import FastFile, SegmentationCollector, duplicate_pairs
+from ovis_jax._src.io.validate import show
+from ovis_jax._src.io.vis_results import (
+    ResultsContext,
     load_results,
-    parse_untyped,
-    read_bytes,
+    parse_result,
+    refuse_foreign,
+    uncompressed_frames,
 )
 from ovis_jax._src.progress import report
 
@@ -63,19 +59,22 @@ class CheckReport:
         return not self.problems
 
 
-def check_results(gt: GroundTruth, source: Any) -> CheckReport:
+def check_results(gt: GroundTruth, source: Any, *, max_bytes: int | None = None) -> CheckReport:
     """Lists every problem of a results file for this ground truth.
 
     Checks what evaluation checks (the item's keys and types, a known video id, one
     segmentation per frame of the video, mask sizes equal to the video's, valid RLE, finite
     scores), and what the evaluation server rejects or silently drops: category ids that are
-    not categories of the ground truth, exact duplicate results, an empty list.
+    not categories of the ground truth, exact duplicate results, an empty list, uncompressed
+    RLE (the official ``loadRes`` raises on it), a zip whose ``results.json`` is not alone at
+    its root; results that share no video with the ground truth are one problem.
 
     Args:
         gt: the ground truth (``load_ground_truth(path, require_annotations=False)`` loads a
             validation split without annotations).
         source: a path to the results (JSON, ``.json.gz`` or a zip holding it), or the parsed
             list (not modified).
+        max_bytes: the cap on the file's size once decompressed (see ``load_results``).
 
     Returns:
         The :class:`CheckReport`.
@@ -84,13 +83,18 @@ def check_results(gt: GroundTruth, source: Any) -> CheckReport:
         OSError: the file cannot be read.
         FormatError: the file is not JSON, or not a JSON list of results.
     """
-    size = None
+    size, layout = None, []
     if isinstance(source, (str, os.PathLike)):
-        raw, label = read_bytes(source, "results")
-        size = os.path.getsize(source)
-        parsed = _parse(raw, _TYPED_RESULTS, label)
+        raw, label = read_bytes(source, "results", max_bytes=max_bytes, duplicates="last")
+        size, layout = os.path.getsize(source), zip_problems(source)
+        parsed = parse(raw, TYPED_RESULTS, label)
     else:
         raw, parsed = None, source
+    try:
+        refuse_foreign(parsed.items if isinstance(parsed, FastFile) else parsed, gt)
+    except FormatError as e:
+        data = _as_list(parsed.items if isinstance(parsed, FastFile) else parsed)
+        return CheckReport((str(e), *layout), len(data), len(gt.videos), 0, size)
     try:
         loaded = load_results(parsed, gt)
     except FormatError:
@@ -99,11 +103,18 @@ def check_results(gt: GroundTruth, source: Any) -> CheckReport:
         loaded = load_results([data[i] for i in good], gt)
         problems += _duplicate_problems(loaded, np.asarray(good, dtype=np.int64))
     else:
-        data = _as_list(parsed.items if isinstance(parsed, _FastFile) else parsed)
+        data = _as_list(parsed.items if isinstance(parsed, FastFile) else parsed)
         problems = _category_problems(loaded)
         problems += _duplicate_problems(loaded, np.arange(len(data), dtype=np.int64))
+    problems += [
+        f"results[{i}] (video_id {show(data[i].get('video_id'))}), frame {t}: uncompressed RLE "
+        "('counts' is a list): the official loadRes raises TypeError on it, so the server "
+        "rejects the file; pack_results(..., compress=True) writes compressed strings"
+        for i, t in uncompressed_frames(data)
+    ]
     if not data:
         problems.append("the results list is empty")
+    problems += layout
     videos = {item.get("video_id") for item in data if isinstance(item, dict)}
     known = {v.id for v in gt.videos}
     return CheckReport(
@@ -127,9 +138,9 @@ def _item_problems(gt: GroundTruth, data: list) -> tuple[list[str], list[int]]:
     known = set(gt.category_ids.tolist())
     problems, good = [], []
     for i, item in enumerate(data):
-        ctx = _ResultsContext(gt.video_by_id, known, *_fresh_collectors())
+        ctx = ResultsContext(gt.video_by_id, known, *_fresh_collectors())
         try:
-            _parse_result(i, item, ctx)
+            parse_result(i, item, ctx)
             ctx.collector.build()
             ctx.discarded.build()
         except FormatError as e:
@@ -143,13 +154,13 @@ def _item_problems(gt: GroundTruth, data: list) -> tuple[list[str], list[int]]:
     return problems, good
 
 
-def _fresh_collectors() -> tuple[_SegmentationCollector, _SegmentationCollector]:
-    return _SegmentationCollector(), _SegmentationCollector()
+def _fresh_collectors() -> tuple[SegmentationCollector, SegmentationCollector]:
+    return SegmentationCollector(), SegmentationCollector()
 
 
 def _unknown_category(i: int, video_id: Any, category_id: Any) -> str:
     return (
-        f"results[{i}] (video_id {video_id}): category_id {_show(category_id)} "
+        f"results[{i}] (video_id {video_id}): category_id {show(category_id)} "
         "is not a category of the ground truth (the server ignores it)"
     )
 

@@ -326,6 +326,46 @@ def whole_process_section(scenarios: list, records: dict, backends: list[str]) -
     ]
 
 
+def cpu_cell(runs: list[dict | None]) -> str:
+    """``median (min–max)`` of user + sys CPU seconds of the runs that succeeded."""
+    cpu = sorted(r["user_s"] + r["sys_s"] for r in runs if ok_wall(r) and "user_s" in r)
+    if not cpu:
+        return "n/a"
+    text = secs(statistics.median(cpu))
+    return text + (f" ({secs(cpu[0])}–{secs(cpu[-1])})" if len(cpu) > 1 else "")
+
+
+def cpu_time_section(scenarios: list, records: dict, backends: list[str]) -> list[str]:
+    """CPU seconds (user + sys) of the whole processes above: steadier than the wall clock on a
+    loaded machine, but not a speed-up (ours runs threads, the official one)."""
+    rows = []
+    for sc in scenarios:
+        rec = records[sc.name]
+        if rec.get("official") is not None:
+            mode = f" ({rec['official']['aliases']} aliases)" if rec.get("official_alt") else ""
+            rows.append([sc.name, f"official{mode}", cpu_cell(official_runs(rec)), "–"])
+        for mode, alt in (rec.get("official_alt") or {}).items():
+            rows.append([sc.name, f"official ({mode} aliases)", cpu_cell(alt), "–"])
+        for b in backends:
+            rounds = cli_rounds(rec["cli"].get(b))
+            if rounds:
+                first = cpu_cell([r.get("first") for r in rounds])
+                rows.append([sc.name, b, first, cpu_cell([r.get("second") for r in rounds])])
+    if not rows:
+        return []
+    head = ["scenario", "engine", "first run: CPU s", "second run: CPU s"]
+    return [
+        "",
+        "### CPU time of the same processes",
+        "",
+        "User + system CPU seconds (median (min–max) over the rounds): steadier than the wall "
+        "clock when the machine is shared, but not a speed-up (the official runs one thread, "
+        "ours a thread per core).",
+        "",
+        *table(head, rows),
+    ]
+
+
 def _inproc_row(name: str, backend: str, record: dict) -> list[str]:
     w = record["inproc"].get(backend)
     first = first_run(w) if w else None
@@ -441,6 +481,7 @@ def render(run: dict, scenarios: list, targets: list[str]) -> str:
     records, backends = run["records"], run["backends"]
     lines = header(run) + scenarios_section(scenarios, records)
     lines += whole_process_section(scenarios, records, backends)
+    lines += cpu_time_section(scenarios, records, backends)
     lines += inprocess_section(scenarios, records, backends)
     lines += stage_section(scenarios, records, backends)
     lines += equality_section(scenarios, records)

@@ -28,6 +28,7 @@ import concurrent.futures
 import dataclasses
 import datetime
 import json
+import os
 import shlex
 import shutil
 import sys
@@ -252,7 +253,17 @@ def run_all(scenarios: list[Scenario], ctx: Context, jobs: int) -> dict[str, dic
     return {sc.name: rec for sc, rec in zip(scenarios, recs, strict=True)}
 
 
-def run_info(args, argv, ctx, machine, code: dict, started: str, t0: float) -> dict:
+def _load_average() -> float | None:
+    """The 1-minute load average (None where the platform has none)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def run_info(
+    args, argv, ctx, machine, code: dict, started: str, t0: float, load_start: float | None
+) -> dict:
     official = (
         f"`{args.official}` via `benchmarks/official.py`"
         if args.official
@@ -280,6 +291,7 @@ def run_info(args, argv, ctx, machine, code: dict, started: str, t0: float) -> d
         "reference_repeat": ctx.reference_repeat,
         "rounds": ctx.rounds,
         "official_aliases": list(ctx.official_aliases),
+        "load": [load_start, _load_average()],
     }
 
 
@@ -311,7 +323,7 @@ def _jsonable(x: Any) -> Any:
 
 def bench(args: argparse.Namespace, argv: list[str] | None, snapshot: str | None) -> int:
     started = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    t0 = time.perf_counter()
+    t0, load_start = time.perf_counter(), _load_average()
     scenarios = select(args.scenarios, quick=args.quick)
     if args.prepare:
         return prepare(scenarios, Path(args.data_dir))
@@ -322,7 +334,7 @@ def bench(args: argparse.Namespace, argv: list[str] | None, snapshot: str | None
         ctx = make_context(args, backends, Path(tmp))
         jobs = args.jobs if args.jobs is not None else (2 if args.quick else 1)
         records = run_all(scenarios, ctx, jobs)
-    info = run_info(args, argv, ctx, machine, code, started, t0)
+    info = run_info(args, argv, ctx, machine, code, started, t0, load_start)
     run = {"info": info, "backends": backends, "records": records}
     md = render_run(run, scenarios)
     print("\n" + md)

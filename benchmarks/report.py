@@ -169,7 +169,7 @@ def header(run: dict) -> list[str]:
         + " (the first is the baseline of every ratio).",
         "",
         "The machine is shared and noisy: compare ratios measured in the same run, and treat "
-        "differences below ~20 % as noise.",
+        "differences below ~20 % as noise." + _load_text(info.get("load")),
     ] + (
         [
             "",
@@ -179,6 +179,13 @@ def header(run: dict) -> list[str]:
         if info["quick"]
         else []
     )
+
+
+def _load_text(load: list | None) -> str:
+    """The 1-minute load average at the start and the end of the run, if recorded."""
+    if not load or None in load:
+        return ""
+    return f" Load average (1 min) at the start / end of the run: {load[0]:.1f} / {load[1]:.1f}."
 
 
 def scenarios_section(scenarios: list, records: dict) -> list[str]:

@@ -363,7 +363,7 @@ def cpu_time_section(scenarios: list, records: dict, backends: list[str]) -> lis
     head = ["scenario", "engine", "first run: CPU s", "second run: CPU s"]
     return [
         "",
-        "### CPU time of the same processes",
+        "## CPU time of the whole processes",
         "",
         "User + system CPU seconds (median (min–max) over the rounds): steadier than the wall "
         "clock when the machine is shared, but not a speed-up (the official runs one thread, "

@@ -2,16 +2,20 @@
 """Benchmark of the official OVIS / YouTube-VIS evaluator against ovis_jax's backends.
 
     python benchmarks/bench.py --official /tmp/official   # all scenarios -> benchmarks/RESULTS.md
+    python benchmarks/bench.py --official DIR --rounds 5  # 5 interleaved rounds (default 3)
     python benchmarks/bench.py                            # the same, official columns "not run"
     python benchmarks/bench.py --quick                    # tiny data, < 60 s, prints the tables
     python benchmarks/bench.py --scenarios ovis-valid --backends cpu,jax --repeat 5
     python benchmarks/bench.py --profile ovis-valid       # cProfile of a warm evaluation
     python benchmarks/bench.py --prepare                  # only generate the cached data sets
 
-Per scenario (``scenarios.py``): the official evaluator as a whole process (``official.py``,
-with ``--official DIR``), then for every backend (reference, cpu, jax) the command line as a
-whole process twice (empty compilation caches, then the filled ones) and the in-process timing
-(``worker.py``: first run, best of ``--repeat`` warm runs, ``result.timings``). Wall clock and
+Per scenario (``scenarios.py``), ``--rounds`` interleaved rounds of whole processes: the
+official evaluator (``official.py``, with ``--official DIR``; once per ``--official-aliases``
+mode), then for every backend (reference, cpu, jax) the command line twice (empty compilation
+caches, then the filled ones); the next round starts with the official again. Medians and
+min–max over the rounds are reported, and every ratio is official median / ours median. Then
+the in-process timing of every backend (``worker.py``: first run, best of ``--repeat`` warm
+runs, ``result.timings``). Wall clock and
 peak RSS of whole processes come from ``measure.py``; ``checks.py`` compares every backend's
 numbers with the official's (1e-12; exit status 1 on a mismatch); ``report.py`` and
 ``targets.py`` write the Markdown.
@@ -24,6 +28,7 @@ import concurrent.futures
 import dataclasses
 import datetime
 import json
+import os
 import shlex
 import shutil
 import sys
@@ -59,6 +64,8 @@ class Context:
     cli_names: set[str]
     tmp: Path
     shared_caches: bool = False  # --quick: one numba + XLA cache for every process
+    rounds: int = 3  # interleaved official / ours rounds of whole processes
+    official_aliases: tuple[str, ...] = ("numpy",)  # the first is the baseline of the ratios
     partial_json: str | None = None  # --json-out + ".partial": records after every scenario
 
 
@@ -70,15 +77,8 @@ def run_scenario(sc: Scenario, ctx: Context) -> dict[str, Any]:
     meta = ensure_data(sc, ctx.data_dir)
     warm_page_cache(meta)
     rec: dict[str, Any] = {"meta": meta, "official": None, "cli": {}, "inproc": {}, "notes": []}
-    if ctx.official:
-        print(f"[{sc.name}] official ...", flush=True)
-        rec["official"] = measure.time_official(ctx.official, meta, timeout=ctx.official_timeout)
+    _whole_process_rounds(sc, meta, ctx, rec)
     for b in ctx.backends:
-        if sc.name in ctx.cli_names:
-            print(f"[{sc.name}] {b}: command line x2 ...", flush=True)
-            rec["cli"][b] = measure.time_cli_pair(
-                b, meta, ctx.tmp, timeout=ctx.timeout, shared=ctx.shared_caches
-            )
         print(f"[{sc.name}] {b}: in process ...", flush=True)
         rec["inproc"][b] = _in_process(b, meta, ctx)
     rec["inproc"]["floor"] = measure.run_worker("floor", meta, repeat=ctx.repeat, timeout=None)
@@ -86,6 +86,39 @@ def run_scenario(sc: Scenario, ctx: Context) -> dict[str, Any]:
     rec["failed"] = _report_problems(sc.name, rec, ctx.backends)
     print(report.summary_line(sc.name, rec, ctx.backends), flush=True)
     return rec
+
+
+def _whole_process_rounds(sc: Scenario, meta: dict, ctx: Context, rec: dict) -> None:
+    """``ctx.rounds`` rounds of official (each alias mode), then each backend's command line
+    (first + second run); fills ``rec["official"]`` (its ``runs``), ``rec["official_alt"]``
+    and ``rec["cli"][backend]`` (its ``rounds``)."""
+    modes = ctx.official_aliases if ctx.official else ()
+    official: dict[str, list[dict]] = {m: [] for m in modes}
+    cli_backends = [b for b in ctx.backends if sc.name in ctx.cli_names]
+    cli: dict[str, list[dict]] = {b: [] for b in cli_backends}
+    for i in range(ctx.rounds if (modes or cli_backends) else 0):
+        tag = f"[{sc.name}] round {i + 1}/{ctx.rounds}"
+        for mode in modes:
+            print(f"{tag}: official ({mode} aliases) ...", flush=True)
+            official[mode].append(
+                measure.time_official(
+                    ctx.official, meta, timeout=ctx.official_timeout, aliases=mode
+                )
+            )
+        for b in cli_backends:
+            print(f"{tag}: {b} command line, first + second run ...", flush=True)
+            cli[b].append(
+                measure.time_cli_pair(
+                    b, meta, ctx.tmp, timeout=ctx.timeout, shared=ctx.shared_caches
+                )
+            )
+    if modes:
+        runs = official[modes[0]]
+        rep = next((r for r in runs if r.get("returncode") == 0), runs[0])
+        rec["official"] = {**rep, "runs": runs}
+        rec["official_alt"] = {m: official[m] for m in modes[1:]}
+    for b, rounds in cli.items():
+        rec["cli"][b] = {**rounds[0], "rounds": rounds}
 
 
 def _in_process(backend: str, meta: dict, ctx: Context) -> dict[str, Any]:
@@ -110,12 +143,20 @@ def _in_process(backend: str, meta: dict, ctx: Context) -> dict[str, Any]:
 def _errors(rec: dict, backends: list[str]) -> list[tuple[str, str]]:
     """(what, error text) of every process that failed."""
     found = []
-    if rec["official"] is not None and rec["official"].get("error"):
-        found.append(("official", rec["official"]["error"]))
+    for i, r in enumerate(report.official_runs(rec)):
+        if r.get("error"):
+            found.append((f"official, round {i + 1}", r["error"]))
+    for mode, runs in (rec.get("official_alt") or {}).items():
+        found += [
+            (f"official ({mode} aliases), round {i + 1}", r["error"])
+            for i, r in enumerate(runs)
+            if r.get("error")
+        ]
     for b in backends:
-        for run, r in (rec["cli"].get(b) or {}).items():
-            if r.get("error"):
-                found.append((f"{b} CLI {run} run", r["error"]))
+        for i, pair in enumerate(report.cli_rounds(rec["cli"].get(b))):
+            for run in ("first", "second"):
+                if (pair.get(run) or {}).get("error"):
+                    found.append((f"{b} CLI {run} run, round {i + 1}", pair[run]["error"]))
         for name in (b, "floor"):
             if (rec["inproc"].get(name) or {}).get("error"):
                 found.append((f"{name} in process", rec["inproc"][name]["error"]))
@@ -171,6 +212,12 @@ def auto_backend(backends: list[str], machine: dict) -> str:
 
 def make_context(args: argparse.Namespace, backends: list[str], tmp: Path) -> Context:
     repeat = args.repeat if args.repeat is not None else (1 if args.quick else 3)
+    rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
+    if rounds < 1:
+        raise SystemExit(f"--rounds must be at least 1, not {rounds}")
+    aliases = tuple(a.strip() for a in args.official_aliases.split(","))
+    if not aliases or any(a not in ("numpy", "proxy") for a in aliases):
+        raise SystemExit(f"--official-aliases: numpy and/or proxy, not {args.official_aliases!r}")
     cli = args.cli_scenarios or ("ovis-valid" if args.quick else "all")
     names = {s.name for s in FULL_SCENARIOS} if cli == "all" else set(cli.split(","))
     return Context(
@@ -184,6 +231,8 @@ def make_context(args: argparse.Namespace, backends: list[str], tmp: Path) -> Co
         cli_names=set() if cli == "none" else names,
         tmp=tmp,
         shared_caches=args.quick,
+        rounds=rounds,
+        official_aliases=aliases,
         partial_json=args.json_out + ".partial" if args.json_out else None,
     )
 
@@ -204,7 +253,17 @@ def run_all(scenarios: list[Scenario], ctx: Context, jobs: int) -> dict[str, dic
     return {sc.name: rec for sc, rec in zip(scenarios, recs, strict=True)}
 
 
-def run_info(args, argv, ctx, machine, code: dict, started: str, t0: float) -> dict:
+def _load_average() -> float | None:
+    """The 1-minute load average (None where the platform has none)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def run_info(
+    args, argv, ctx, machine, code: dict, started: str, t0: float, load_start: float | None
+) -> dict:
     official = (
         f"`{args.official}` via `benchmarks/official.py`"
         if args.official
@@ -230,6 +289,9 @@ def run_info(args, argv, ctx, machine, code: dict, started: str, t0: float) -> d
         "command": f"python benchmarks/bench.py {command}".strip(),
         "repeat": ctx.repeat,
         "reference_repeat": ctx.reference_repeat,
+        "rounds": ctx.rounds,
+        "official_aliases": list(ctx.official_aliases),
+        "load": [load_start, _load_average()],
     }
 
 
@@ -261,7 +323,7 @@ def _jsonable(x: Any) -> Any:
 
 def bench(args: argparse.Namespace, argv: list[str] | None, snapshot: str | None) -> int:
     started = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    t0 = time.perf_counter()
+    t0, load_start = time.perf_counter(), _load_average()
     scenarios = select(args.scenarios, quick=args.quick)
     if args.prepare:
         return prepare(scenarios, Path(args.data_dir))
@@ -272,7 +334,7 @@ def bench(args: argparse.Namespace, argv: list[str] | None, snapshot: str | None
         ctx = make_context(args, backends, Path(tmp))
         jobs = args.jobs if args.jobs is not None else (2 if args.quick else 1)
         records = run_all(scenarios, ctx, jobs)
-    info = run_info(args, argv, ctx, machine, code, started, t0)
+    info = run_info(args, argv, ctx, machine, code, started, t0, load_start)
     run = {"info": info, "backends": backends, "records": records}
     md = render_run(run, scenarios)
     print("\n" + md)
@@ -371,6 +433,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add("--json-out", help="also write the raw numbers as JSON here")
     add("--repeat", type=int, default=None, help="warm in-process runs (default 3; 1 in --quick)")
+    add(
+        "--rounds",
+        type=int,
+        default=None,
+        help="interleaved rounds of whole processes, official then ours, per scenario: medians"
+        " and min-max are reported (default 3; 1 in --quick)",
+    )
+    add(
+        "--official-aliases",
+        default="numpy",
+        help="where the official process gets np.float & co.: 'numpy' (set on NumPy itself, "
+        "default), 'proxy' (a proxy module), or 'numpy,proxy' (both timed in every round; the "
+        "first is the baseline of the ratios)",
+    )
     add("--reference-repeat", type=int, default=1, help="warm runs of the reference (default 1)")
     add(
         "--cli-scenarios",

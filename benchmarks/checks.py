@@ -33,15 +33,19 @@ def _item(what: str, diff: float) -> dict[str, Any]:
 
 def _stats_items(rec: dict, backend: str, truth: list[float], truth_name: str) -> list[dict]:
     items = []
-    for run in ("first", "second"):
-        cli = rec["cli"].get(backend, {}).get(run)
-        if cli and "stats" in cli:
-            items.append(
-                _item(
-                    f"{backend} CLI {run} run vs {truth_name} (stats)",
-                    stats_diff(cli["stats"], truth),
+    pair = rec["cli"].get(backend) or {}
+    rounds = pair.get("rounds") or [pair]
+    for i, one in enumerate(rounds):
+        for run in ("first", "second"):
+            cli = one.get(run)
+            if cli and "stats" in cli:
+                where = f", round {i + 1}" if len(rounds) > 1 else ""
+                items.append(
+                    _item(
+                        f"{backend} CLI {run} run{where} vs {truth_name} (stats)",
+                        stats_diff(cli["stats"], truth),
+                    )
                 )
-            )
     worker = rec["inproc"].get(backend, {})
     if "stats" in worker:
         stats = list(worker["stats"].values())
@@ -87,10 +91,24 @@ def truth_of(rec: dict) -> tuple[list[float] | None, str]:
     return (list(ref["stats"].values()), "reference") if "stats" in ref else (None, "nothing")
 
 
+def _official_items(rec: dict, truth: list[float] | None, truth_name: str) -> list[dict]:
+    """Every other official run (rounds, alias modes) against the one the truth comes from."""
+    if truth is None or truth_name != "official":
+        return []
+    runs = [("official", r) for r in (rec["official"].get("runs") or [])[1:]]
+    for mode, alt in (rec.get("official_alt") or {}).items():
+        runs += [(f"official ({mode} aliases)", r) for r in alt]
+    return [
+        _item(f"{what} run vs official (stats)", stats_diff(r["stats"], truth))
+        for what, r in runs
+        if "stats" in r
+    ]
+
+
 def check_scenario(rec: dict, backends: list[str]) -> dict[str, Any]:
     """{"truth": name, "items": [...], "by_backend": {backend: worst diff}, "ok": bool}."""
     truth, truth_name = truth_of(rec)
-    items: list[dict] = []
+    items: list[dict] = _official_items(rec, truth, truth_name)
     by_backend: dict[str, float | None] = {}
     for b in backends:
         mine = _stats_items(rec, b, truth, truth_name) if truth is not None else []

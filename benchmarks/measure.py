@@ -145,17 +145,21 @@ def time_cli_pair(
     return {"first": first, "second": second}
 
 
-def time_official(official_dir: str, meta: dict, *, timeout: float | None) -> dict[str, Any]:
-    """``benchmarks/official.py``: the user's copy of the official evaluator, whole process."""
+def time_official(
+    official_dir: str, meta: dict, *, timeout: float | None, aliases: str = "numpy"
+) -> dict[str, Any]:
+    """``benchmarks/official.py``: the user's copy of the official evaluator, whole process;
+    ``aliases``: where its NumPy aliases live (``official.py --aliases``)."""
     with tempfile.TemporaryDirectory(prefix="bench-official-") as tmp:
         json_out = os.path.join(tmp, "official.json")
-        cmd = [sys.executable, str(OFFICIAL), "--official", official_dir]
+        cmd = [sys.executable, str(OFFICIAL), "--official", official_dir, "--aliases", aliases]
         cmd += ["--gt", meta["gt_path"], "--results", meta["results_path"], "--json", json_out]
         occlusion = meta.get("params", {}).get("occlusion")
         if occlusion is not None:  # as a user runs the OVIS or the YouTube-VIS script
             cmd += ["--format", "ovis" if occlusion else "ytvis"]
         rec = run_measured(cmd, timeout=timeout)
         _read_stats(json_out, rec)
+    rec["aliases"] = aliases
     return rec
 
 

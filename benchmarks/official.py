@@ -16,7 +16,7 @@ are used; ``mask`` is the installed ``pycocotools.mask`` (the forks' ``mask.py``
 Usage::
 
     python benchmarks/official.py --official DIR --gt GT.json --results R.json \\
-        [--json OUT.json] [--npz OUT.npz] [--quiet]
+        [--json OUT.json] [--npz OUT.npz] [--quiet] [--aliases numpy|proxy]
 
 It does what the official evaluation scripts do: ``OVIS(gt)``, ``gt.loadRes(results)``,
 ``OVISeval(gt, dt, 'segm')``, ``evaluate()``, ``accumulate()``, ``summarize()`` and prints the 18
@@ -28,15 +28,24 @@ YouTube-VIS: [T,R,K,A,M] and [T,K,A,M]).
 
 The official code is loaded unmodified, as modules of a stand-in package
 (``_official_vis_<n>``) whose ``mask`` submodule is ``pycocotools.mask`` (the files use
-``from . import mask``). Runtime shims, none of which touches the official files or NumPy itself:
+``from . import mask``). Runtime shims, none of which touches the official files:
 
 * ``np.float`` (and ``np.int``, ``np.bool``, ``np.object``, ``np.complex``, ``np.str``): removed in
-  NumPy 1.24; ``accumulate()`` calls ``.astype(dtype=np.float)``. Each official module's global
-  ``np`` is replaced by a proxy of NumPy that adds these aliases (the builtin types, which is what
-  they were).
+  NumPy 1.24; ``accumulate()`` calls ``.astype(dtype=np.float)``. The aliases are the builtin
+  types, which is what they were.
 * ``np.linspace(..., num=<float>)``: ``ytvoseval.Params`` passes ``np.round(...) + 1``, a float, as
-  ``num``; NumPy >= 1.18 raises TypeError. The proxy's ``linspace`` converts an integral float
+  ``num``; NumPy >= 1.18 raises TypeError. The shim's ``linspace`` converts an integral float
   ``num`` to ``int`` first, as NumPy < 1.18 did.
+
+  Where these two shims live is the ``aliases`` option (``--aliases``):
+
+  - ``numpy`` (the command line's default; the fair, faster baseline, see
+    ``benchmarks/NOTES.md``): set on the ``numpy`` module itself, before the official modules are
+    imported, as a user of an old NumPy would have them. Only for a process of the official's
+    own: it changes NumPy for everything else in that process.
+  - ``proxy`` (the default of :func:`run_official` / :func:`load_official`, for use inside another
+    process such as ``tools/official_golden.py``): each official module's global ``np`` is
+    replaced by a proxy module that adds them, NumPy itself untouched.
 * ``unicode``: ``loadRes`` evaluates ``type(resFile) == unicode`` (a Python 2 name) whenever it is
   not given a ``str`` path; ``unicode = str`` is set in the ``ovis`` / ``ytvos`` module globals
   (only reached when results are passed as a list, see :func:`run_official`).
@@ -65,7 +74,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["OfficialResult", "detect_format", "find_official", "load_official", "run_official"]
+__all__ = [
+    "ALIAS_MODES",
+    "OfficialResult",
+    "detect_format",
+    "find_official",
+    "install_numpy_aliases",
+    "load_official",
+    "run_official",
+]
 
 _PACKAGE = "_official_vis"
 _MODULES = {"ovis": ("ovis", "oviseval"), "ytvis": ("ytvos", "ytvoseval")}
@@ -78,6 +95,7 @@ _REMOVED_ALIASES = {
     "complex": complex,
     "str": str,
 }
+ALIAS_MODES = ("numpy", "proxy")  # where the shims live; see the module docstring
 
 
 class OfficialError(RuntimeError):
@@ -113,6 +131,20 @@ def find_official(directory: str | Path, fmt: str) -> Path:
     )
 
 
+def _integral_num(orig_linspace):
+    """``linspace`` that accepts an integral float ``num``, as NumPy < 1.18 did."""
+    if getattr(orig_linspace, "_official_shim", False):
+        return orig_linspace
+
+    def linspace(start, stop, num=50, *args, **kwargs):
+        if isinstance(num, (float, np.floating)) and float(num).is_integer():
+            num = int(num)
+        return orig_linspace(start, stop, num, *args, **kwargs)
+
+    linspace._official_shim = True
+    return linspace
+
+
 def _numpy_proxy() -> types.ModuleType:
     """NumPy, plus the aliases the official code needs (see the module docstring)."""
     proxy = types.ModuleType("numpy")
@@ -120,15 +152,20 @@ def _numpy_proxy() -> types.ModuleType:
     for name, value in _REMOVED_ALIASES.items():
         if name not in np.__dict__:
             setattr(proxy, name, value)
-    orig_linspace = np.linspace
-
-    def linspace(start, stop, num=50, *args, **kwargs):
-        if isinstance(num, (float, np.floating)) and float(num).is_integer():
-            num = int(num)
-        return orig_linspace(start, stop, num, *args, **kwargs)
-
-    proxy.linspace = linspace
+    proxy.linspace = _integral_num(np.linspace)
     return proxy
+
+
+def install_numpy_aliases() -> None:
+    """Sets the aliases and the ``linspace`` shim on the ``numpy`` module itself.
+
+    For a process of the official evaluator's own (``--aliases numpy``): every module of the
+    process then sees them, as under an old NumPy.
+    """
+    for name, value in _REMOVED_ALIASES.items():
+        if name not in np.__dict__:
+            setattr(np, name, value)
+    np.linspace = _integral_num(np.linspace)
 
 
 @contextlib.contextmanager
@@ -160,21 +197,28 @@ def _matplotlib_stub():
                 sys.modules[n] = mod
 
 
-_LOADED: dict[tuple[str, str], tuple[types.ModuleType, types.ModuleType]] = {}
+_LOADED: dict[tuple[str, str, str], tuple[types.ModuleType, types.ModuleType]] = {}
 _PACKAGES: dict[str, str] = {}
 
 
-def load_official(directory: str | Path, fmt: str) -> tuple[types.ModuleType, types.ModuleType]:
+def load_official(
+    directory: str | Path, fmt: str, *, aliases: str = "proxy"
+) -> tuple[types.ModuleType, types.ModuleType]:
     """Imports the official API and evaluation modules (``ovis``/``oviseval`` or
-    ``ytvos``/``ytvoseval``) from ``directory``, with the shims applied."""
+    ``ytvos``/``ytvoseval``) from ``directory``, with the shims applied (``aliases``: ``"proxy"``
+    or ``"numpy"``, see the module docstring)."""
+    if aliases not in ALIAS_MODES:
+        raise ValueError(f"aliases must be one of {ALIAS_MODES}, not {aliases!r}")
     folder = find_official(directory, fmt)
-    key = (str(folder), fmt)
+    key = (str(folder), fmt, aliases)
     if key in _LOADED:
         return _LOADED[key]
+    if aliases == "numpy":
+        install_numpy_aliases()  # before the official modules import
     from pycocotools import mask as mask_utils
 
-    # One stand-in package per folder, so that two copies can be loaded side by side.
-    pkg_name = _PACKAGES.setdefault(str(folder), f"{_PACKAGE}_{len(_PACKAGES)}")
+    # One stand-in package per folder and alias mode, so that copies load side by side.
+    pkg_name = _PACKAGES.setdefault(f"{folder}\0{aliases}", f"{_PACKAGE}_{len(_PACKAGES)}")
     if pkg_name not in sys.modules:
         pkg = types.ModuleType(pkg_name)
         pkg.__path__ = [str(folder)]
@@ -188,9 +232,10 @@ def load_official(directory: str | Path, fmt: str) -> tuple[types.ModuleType, ty
             ev = importlib.import_module(f"{pkg_name}.{eval_name}")
         except Exception as e:
             raise OfficialError(f"could not import the official code from {folder}: {e!r}") from e
-    proxy = _numpy_proxy()
-    api.np = proxy
-    ev.np = proxy
+    if aliases == "proxy":
+        proxy = _numpy_proxy()
+        api.np = proxy
+        ev.np = proxy
     api.unicode = str
     _LOADED[key] = (api, ev)
     return api, ev
@@ -241,6 +286,7 @@ def run_official(
     *,
     fmt: str | None = None,
     quiet: bool = False,
+    aliases: str = "proxy",
 ) -> OfficialResult:
     """Runs the official evaluator as the official scripts do.
 
@@ -252,6 +298,8 @@ def run_official(
         fmt: ``"ovis"`` or ``"ytvis"``; by default ``"ovis"`` when the ground truth has
             ``occlusion`` labels.
         quiet: swallow what the official code prints.
+        aliases: ``"proxy"`` (NumPy untouched) or ``"numpy"`` (the aliases set on NumPy itself,
+            for a process of the official's own); see the module docstring.
 
     Returns:
         An :class:`OfficialResult`: ``format``, ``stats`` (list of 18 or 12 floats),
@@ -270,7 +318,7 @@ def run_official(
     if fmt is None:
         gt_dict = gt_dict if gt_dict is not None else json.loads(gt_path.read_text())
         fmt = detect_format(gt_dict)
-    api_mod, eval_mod = load_official(official_dir, fmt)
+    api_mod, eval_mod = load_official(official_dir, fmt, aliases=aliases)
     api_cls, eval_cls = (
         (api_mod.OVIS, eval_mod.OVISeval) if fmt == "ovis" else (api_mod.YTVOS, eval_mod.YTVOSeval)
     )
@@ -321,9 +369,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write format, stats, precision_shape here")
     parser.add_argument("--npz", type=Path, help="write the precision and recall arrays here")
     parser.add_argument("--quiet", action="store_true", help="hide the official code's output")
+    parser.add_argument(
+        "--aliases",
+        choices=ALIAS_MODES,
+        default="numpy",
+        help="where np.float & co. and the linspace shim live: on NumPy itself (default, this "
+        "process only) or in a proxy module per official module",
+    )
     args = parser.parse_args(argv)
     try:
-        out = run_official(args.official, args.gt, args.results, fmt=args.format, quiet=args.quiet)
+        out = run_official(
+            args.official,
+            args.gt,
+            args.results,
+            fmt=args.format,
+            quiet=args.quiet,
+            aliases=args.aliases,
+        )
     except OfficialError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -1,9 +1,12 @@
 """Markdown rendering of a benchmark run: one small function per table.
 
 A run is ``{"info": {...}, "backends": [...], "records": {scenario name: record}}``; a record
-holds the scenario's ``meta``, the ``official`` whole-process run (None when not run), the
-command-line runs ``cli[backend]["first" | "second"]``, the in-process workers
-``inproc[backend]`` (and ``inproc["floor"]``) and the equality ``checks``.
+holds the scenario's ``meta``, the ``official`` whole-process run (None when not run; its
+interleaved rounds under ``official["runs"]``, other alias modes under ``official_alt[mode]``),
+the command-line runs ``cli[backend]["first" | "second"]`` (every round under
+``cli[backend]["rounds"]``), the in-process workers ``inproc[backend]`` (and
+``inproc["floor"]``) and the equality ``checks``. Records of runs before the interleaved rounds
+(one run each, no ``runs`` / ``rounds``) render as rounds of one.
 """
 
 from __future__ import annotations
@@ -52,8 +55,59 @@ def ok_wall(rec: dict | None) -> float | None:
     return rec["wall_s"] if rec and rec.get("returncode") == 0 else None
 
 
+def official_runs(record: dict) -> list[dict]:
+    """Every whole-process run of the official (baseline alias mode), in round order."""
+    off = record.get("official")
+    return [] if off is None else list(off.get("runs") or [off])
+
+
+def cli_rounds(pair: dict | None) -> list[dict]:
+    """``[{"first": run, "second": run}, ...]``: every round of one backend's command line."""
+    if not pair:
+        return []
+    return list(pair.get("rounds") or [{"first": pair["first"], "second": pair["second"]}])
+
+
+def median_wall(runs: list[dict | None]) -> float | None:
+    """Median wall clock of the runs that succeeded (None if none did)."""
+    walls = [w for w in map(ok_wall, runs) if w is not None]
+    return statistics.median(walls) if walls else None
+
+
 def official_wall(record: dict) -> float | None:
-    return ok_wall(record.get("official"))
+    """The baseline: the median of the official's interleaved rounds."""
+    return median_wall(official_runs(record))
+
+
+def cli_wall(record: dict, backend: str, run: str) -> float | None:
+    """Median wall clock of one backend's ``run`` ("first" | "second") over the rounds."""
+    return median_wall([r.get(run) for r in cli_rounds(record["cli"].get(backend))])
+
+
+def spread_cell(runs: list[dict | None]) -> str:
+    """``median (min–max)`` of the runs' wall clocks; failures and timeouts say so."""
+    runs = [r for r in runs if r is not None]
+    if not runs:
+        return NOT_RUN
+    walls = sorted(w for w in map(ok_wall, runs) if w is not None)
+    bad = len(runs) - len(walls)
+    if not walls:
+        return failed_cell(runs[0])
+    text = secs(statistics.median(walls))
+    text += f" ({secs(walls[0])}–{secs(walls[-1])})" if len(walls) > 1 else ""
+    return text + (f", {bad} of {len(runs)} failed" if bad else "")
+
+
+def round_ratios(record: dict, backend: str, run: str) -> list[float]:
+    """official / ours of each round (the official run of a round and ours just after it)."""
+    offs = official_runs(record)
+    pairs = cli_rounds(record["cli"].get(backend))
+    out = []
+    for off, pair in zip(offs, pairs, strict=False):
+        a, b = ok_wall(off), ok_wall(pair.get(run))
+        if a and b:
+            out.append(a / b)
+    return out
 
 
 def failed_cell(rec: dict | None) -> str:
@@ -109,9 +163,13 @@ def header(run: dict) -> list[str]:
         f"- Reproduce: `{info['command']}`",
         f"- Warm = best of {info['repeat']} warm runs ({info['reference_repeat']} for the "
         "reference backend).",
+        f"- Whole processes: {info.get('rounds', 1)} interleaved round(s) per scenario (official,"
+        " then ours); official NumPy aliases: "
+        + " and ".join(f"`{a}`" for a in info.get("official_aliases", ["proxy"]))
+        + " (the first is the baseline of every ratio).",
         "",
         "The machine is shared and noisy: compare ratios measured in the same run, and treat "
-        "differences below ~20 % as noise.",
+        "differences below ~20 % as noise." + _load_text(info.get("load")),
     ] + (
         [
             "",
@@ -121,6 +179,13 @@ def header(run: dict) -> list[str]:
         if info["quick"]
         else []
     )
+
+
+def _load_text(load: list | None) -> str:
+    """The 1-minute load average at the start and the end of the run, if recorded."""
+    if not load or None in load:
+        return ""
+    return f" Load average (1 min) at the start / end of the run: {load[0]:.1f} / {load[1]:.1f}."
 
 
 def scenarios_section(scenarios: list, records: dict) -> list[str]:
@@ -170,29 +235,52 @@ def scenarios_section(scenarios: list, records: dict) -> list[str]:
     return out
 
 
-def _official_row(name: str, record: dict) -> list[str]:
+def peak_rss(runs: list[dict | None]) -> float | None:
+    """The largest peak RSS of the runs that succeeded."""
+    return max((r.get("peak_rss_mb") or 0 for r in runs if ok_wall(r)), default=0) or None
+
+
+def _official_rows(name: str, record: dict) -> list[list[str]]:
     off = record.get("official")
     if off is None:
-        return [name, "official", NOT_RUN, "–", NOT_RUN, "–", "–", "–", "–"]
-    return [name, "official", failed_cell(off), "–", mb(off.get("peak_rss_mb")), "–", "–", "–", "–"]
+        return [[name, "official", NOT_RUN, "–", NOT_RUN, "–", "–", "–", "–"]]
+    runs = official_runs(record)
+    mode = f" ({off['aliases']} aliases)" if record.get("official_alt") else ""
+    rss = mb(peak_rss(runs))
+    rows = [[name, f"official{mode}", spread_cell(runs), "–", rss, "–", "–", "–", "–"]]
+    for alt, alt_runs in (record.get("official_alt") or {}).items():
+        base, mine = official_wall(record), median_wall(alt_runs)
+        rel = f"time {ratio(mine / base)} the baseline's" if base and mine else "–"
+        alt_name, rss = f"official ({alt} aliases)", mb(peak_rss(alt_runs))
+        rows.append([name, alt_name, spread_cell(alt_runs), "–", rss, rel, "–", "–", "–"])
+    return rows
+
+
+def _speedup_cell(record: dict, backend: str, run: str) -> str:
+    """official median / ours median, with the min–max of the per-round ratios."""
+    off, ours = official_wall(record), cli_wall(record, backend, run)
+    cell = speedup(off, ours, record)
+    per_round = round_ratios(record, backend, run)
+    if off and ours and len(per_round) > 1:
+        cell += f" ({ratio(min(per_round))}–{ratio(max(per_round))})"
+    return cell
 
 
 def _cli_row(name: str, backend: str, record: dict) -> list[str]:
-    pair = record["cli"].get(backend)
-    if not pair:
+    rounds = cli_rounds(record["cli"].get(backend))
+    if not rounds:
         return [name, backend, NOT_RUN, NOT_RUN, NOT_RUN, "–", "–", "–", "–"]
-    first, second = pair["first"], pair["second"]
-    off = official_wall(record)
-    off_rss = (record.get("official") or {}).get("peak_rss_mb") if off else None
-    rss = max(first.get("peak_rss_mb") or 0, second.get("peak_rss_mb") or 0) or None
+    firsts, seconds = [r.get("first") for r in rounds], [r.get("second") for r in rounds]
+    off_rss = peak_rss(official_runs(record)) if official_wall(record) else None
+    rss = peak_rss(firsts + seconds)
     return [
         name,
         backend,
-        failed_cell(first),
-        failed_cell(second),
+        spread_cell(firsts),
+        spread_cell(seconds),
         mb(rss),
-        speedup(off, ok_wall(first), record),
-        speedup(off, ok_wall(second), record),
+        _speedup_cell(record, backend, "first"),
+        _speedup_cell(record, backend, "second"),
         ratio(rss / off_rss) if rss and off_rss else speedup(None, None, record),
         _equal_cell(record, backend),
     ]
@@ -209,8 +297,10 @@ def _equal_cell(record: dict, backend: str) -> str:
 def whole_process_section(scenarios: list, records: dict, backends: list[str]) -> list[str]:
     rows = []
     for sc in scenarios:
-        rows.append(_official_row(sc.name, records[sc.name]))
+        rows += _official_rows(sc.name, records[sc.name])
         rows += [_cli_row(sc.name, b, records[sc.name]) for b in backends]
+    n = max((len(official_runs(r)) for r in records.values()), default=0)
+    n = max([n] + [len(cli_rounds(p)) for r in records.values() for p in r["cli"].values()])
     head = [
         "scenario",
         "engine",
@@ -228,12 +318,56 @@ def whole_process_section(scenarios: list, records: dict, backends: list[str]) -
         "",
         "Wall clock of one process from start to exit: the official evaluator through "
         "`benchmarks/official.py` (the user's copy of `oviseval.py` / `ytvoseval.py`), ours as "
-        "`python -m ovis_jax.eval --backend B --json OUT -q`. *First run* = empty numba "
+        "`python -m ovis_jax.eval --backend B --json OUT -q`. "
+        f"{n} interleaved round(s) per scenario: official, then each backend's first and second "
+        "run, then the official again; each cell is the median (min–max) over the rounds. "
+        "*First run* = empty numba "
         "(`NUMBA_CACHE_DIR`) and XLA (`--cache-dir`) caches, a user's very first run; *second "
-        "run* = the caches the first run filled. Peak RSS = `ru_maxrss` of the process (the "
-        "larger of our two runs). Speed-up = official / ours (> 1: we are faster). The last "
+        "run* = the caches the first run filled. Peak RSS = the largest `ru_maxrss` of the "
+        "processes. Speed-up = official median / ours median (> 1: we are faster), with the "
+        "min–max of the per-round ratios (official of a round / ours of that round). The last "
         "column compares every backend's stats (CLI and in-process) with the official's, or with "
         "the reference backend's where the official did not run.",
+        "",
+        *table(head, rows),
+    ]
+
+
+def cpu_cell(runs: list[dict | None]) -> str:
+    """``median (min–max)`` of user + sys CPU seconds of the runs that succeeded."""
+    cpu = sorted(r["user_s"] + r["sys_s"] for r in runs if ok_wall(r) and "user_s" in r)
+    if not cpu:
+        return "n/a"
+    text = secs(statistics.median(cpu))
+    return text + (f" ({secs(cpu[0])}–{secs(cpu[-1])})" if len(cpu) > 1 else "")
+
+
+def cpu_time_section(scenarios: list, records: dict, backends: list[str]) -> list[str]:
+    """CPU seconds (user + sys) of the whole processes above: steadier than the wall clock on a
+    loaded machine, but not a speed-up (ours runs threads, the official one)."""
+    rows = []
+    for sc in scenarios:
+        rec = records[sc.name]
+        if rec.get("official") is not None:
+            mode = f" ({rec['official']['aliases']} aliases)" if rec.get("official_alt") else ""
+            rows.append([sc.name, f"official{mode}", cpu_cell(official_runs(rec)), "–"])
+        for mode, alt in (rec.get("official_alt") or {}).items():
+            rows.append([sc.name, f"official ({mode} aliases)", cpu_cell(alt), "–"])
+        for b in backends:
+            rounds = cli_rounds(rec["cli"].get(b))
+            if rounds:
+                first = cpu_cell([r.get("first") for r in rounds])
+                rows.append([sc.name, b, first, cpu_cell([r.get("second") for r in rounds])])
+    if not rows:
+        return []
+    head = ["scenario", "engine", "first run: CPU s", "second run: CPU s"]
+    return [
+        "",
+        "## CPU time of the whole processes",
+        "",
+        "User + system CPU seconds (median (min–max) over the rounds): steadier than the wall "
+        "clock when the machine is shared, but not a speed-up (the official runs one thread, "
+        "ours a thread per core).",
         "",
         *table(head, rows),
     ]
@@ -295,7 +429,8 @@ def inprocess_section(scenarios: list, records: dict, backends: list[str]) -> li
         "first run (compilation included: empty numba cache, no XLA cache; in `--quick` both are "
         "shared between scenarios), then the warm runs: best (median). "
         "Floor = `json.load` of both files (stdlib). Peak RSS = `VmHWM` after the first run. "
-        "Speed-up = the official evaluator's whole process / our warm run.",
+        "Speed-up = the official evaluator's whole process (median of the interleaved rounds "
+        "above) / our best warm run.",
         "",
         *table(head, rows),
     ]
@@ -353,6 +488,7 @@ def render(run: dict, scenarios: list, targets: list[str]) -> str:
     records, backends = run["records"], run["backends"]
     lines = header(run) + scenarios_section(scenarios, records)
     lines += whole_process_section(scenarios, records, backends)
+    lines += cpu_time_section(scenarios, records, backends)
     lines += inprocess_section(scenarios, records, backends)
     lines += stage_section(scenarios, records, backends)
     lines += equality_section(scenarios, records)
@@ -380,12 +516,11 @@ def explain(note: str) -> str:
 
 def summary_line(name: str, record: dict, backends: list[str]) -> str:
     """One line per scenario on stdout while the benchmark runs."""
-    parts = [f"official {failed_cell(record.get('official'))}"]
+    parts = [f"official {spread_cell(official_runs(record))}"]
     for b in backends:
-        pair = record["cli"].get(b) or {}
+        rounds = cli_rounds(record["cli"].get(b))
         w = record["inproc"].get(b) or {}
-        parts.append(
-            f"{b} CLI {failed_cell(pair.get('first'))}/{failed_cell(pair.get('second'))}"
-            f" warm {secs(warm_best(w))}"
-        )
+        first = spread_cell([r.get("first") for r in rounds])
+        second = spread_cell([r.get("second") for r in rounds])
+        parts.append(f"{b} CLI {first}/{second} warm {secs(warm_best(w))}")
     return f"[{name}] " + " | ".join(parts)

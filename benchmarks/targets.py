@@ -1,26 +1,27 @@
 """The targets of issue 8, each marked met / not met with the value measured in the run.
 
-Speed-ups are official / ours (> 1: we are faster): the official evaluator's whole process
-(``benchmarks/official.py``) against our whole command-line process or our warm in-process
-``evaluate()``. "Ours" is the backend ``backend="auto"`` picks on this machine; the other
-backends' values are listed beside it.
+Speed-ups are official / ours (> 1: we are faster): the median of the official evaluator's
+whole processes (``benchmarks/official.py``, interleaved rounds) against the median of our whole
+command-line processes of the same rounds, or our best warm in-process ``evaluate()``.
+"Ours" is the backend ``backend="auto"`` picks on this machine; the other backends' values
+are listed beside it.
 """
 
 from __future__ import annotations
 
-from report import official_wall, ok_wall, ratio, warm_best
+from report import cli_rounds, cli_wall, official_runs, official_wall, peak_rss, ratio, warm_best
 
 NO_OFFICIAL = "not measured (the official evaluator did not run: `--official DIR`)"
 
 
 def cli_second(record: dict, backend: str) -> float | None:
-    pair = record["cli"].get(backend) or {}
-    return _speedup(record, ok_wall(pair.get("second")))
+    """official median / our second (warm-cache) run's median, over the interleaved rounds."""
+    return _speedup(record, cli_wall(record, backend, "second"))
 
 
 def cli_first(record: dict, backend: str) -> float | None:
-    pair = record["cli"].get(backend) or {}
-    return _speedup(record, ok_wall(pair.get("first")))
+    """official median / our first (empty-cache) run's median."""
+    return _speedup(record, cli_wall(record, backend, "first"))
 
 
 def warm(record: dict, backend: str) -> float | None:
@@ -29,12 +30,10 @@ def warm(record: dict, backend: str) -> float | None:
 
 def rss_ratio(record: dict, backend: str) -> float | None:
     """Our command line's peak RSS / the official process's (lower is better)."""
-    pair = record["cli"].get(backend) or {}
-    ours = [r.get("peak_rss_mb") for r in pair.values() if r and r.get("returncode") == 0]
-    off = record.get("official") or {}
-    if not ours or off.get("returncode") != 0 or not off.get("peak_rss_mb"):
-        return None
-    return max(ours) / off["peak_rss_mb"]
+    rounds = cli_rounds(record["cli"].get(backend))
+    ours = peak_rss([r.get(k) for r in rounds for k in ("first", "second")])
+    off = peak_rss(official_runs(record))
+    return ours / off if ours and off else None
 
 
 def _speedup(record: dict, ours: float | None) -> float | None:

@@ -279,6 +279,10 @@ def test_unwritable_json_output_exits_2(files, tmp_path, capsys):
         ["--demo", "--gt", "gt.json", "--results", "r.json"],
         ["--backend", "torch"],
         ["--no-such-option"],
+        ["--metrics", "ap,hotta"],
+        ["--metrics", ","],
+        ["--score-threshold", "0.5"],  # without a tracking metric
+        ["--metrics", "hota", "--score-threshold", "nan"],
     ],
 )
 def test_usage_errors_exit_2(argv, capsys):
@@ -286,6 +290,39 @@ def test_usage_errors_exit_2(argv, capsys):
         cli.main(argv)
     assert info.value.code == 2
     assert "usage:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("threshold", [None, "0.5"])
+def test_tracking_metrics_in_text_json_and_plots(files, tmp_path, capsys, threshold):
+    """--metrics ap,hota,clear,identity: the AP output unchanged, then one table per family;
+    --json 'tracking' equals the API's; tracking.png beside the AP pictures."""
+    pytest.importorskip("matplotlib")
+    gt_path, results_path, json_path = files
+    extra = ["--score-threshold", threshold] if threshold else []
+    argv = ["--gt", gt_path, "--results", results_path, "--json", json_path]
+    argv += ["--metrics", "ap,hota,clear,identity", "--plots", str(tmp_path / "p"), *extra]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    options = {"score_threshold": float(threshold) if threshold else None}
+    result = ovis_jax.evaluate(
+        gt_path,
+        results_path,
+        metrics="hota,clear,identity",
+        metric_options={m: options for m in ("hota", "clear", "identity")},
+    )
+    assert out.startswith(ovis_jax.format_summary(result))
+    tracking = result.metrics["tracking"]
+    assert out.endswith(tracking.format_text())
+    for family in ("HOTA", "CLEAR", "IDENTITY"):
+        assert f"{family} (fractions" in out
+    document = json.loads(open(json_path).read())
+    assert document["tracking"] == json.loads(json.dumps(tracking.to_json()))
+    assert document["tracking"]["score_threshold"] == options["score_threshold"]
+    assert sorted(os.listdir(tmp_path / "p")) == [
+        "per_category.png",
+        "pr_curve.png",
+        "tracking.png",
+    ]
 
 
 def test_no_arguments_evaluates_the_demo_with_the_auto_backend(monkeypatch, capsys):

@@ -18,6 +18,7 @@ import contextlib
 import importlib.resources
 import json
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -108,6 +109,24 @@ def _build_parser(prog: str | None) -> argparse.ArgumentParser:
         action="store_true",
         help="also run a TIVE-style error analysis: what each error type costs in AP50 "
         "(printed as a table, in --json under 'errors', errors.png with --plots)",
+    )
+    parser.add_argument(
+        "--metrics",
+        metavar="LIST",
+        type=_metric_list,
+        default=("ap",),
+        help="comma-separated metrics: ap (always computed), hota, clear, identity (the "
+        "tracking metrics as TrackEval computes them for YouTube-VIS, in one pass; a table "
+        "each, in --json under 'tracking', tracking.png with --plots), errors (as --errors). "
+        "Default: ap",
+    )
+    parser.add_argument(
+        "--score-threshold",
+        metavar="T",
+        type=float,
+        default=None,
+        help="drop results with a score below T before the tracking metrics (never for the "
+        "AP); TrackEval has no such option and keeps every result",
     )
     parser.add_argument(
         "--matches",
@@ -212,8 +231,10 @@ def _run(args: argparse.Namespace, plan: OutputPlan, gt_path: str, results_path:
             subsets=subsets,
             groups=groups,
             matches=args.matches is not None,
-            errors=args.errors,
+            errors=_wants_errors(args),
             arrays=args.arrays is not None,
+            metrics=args.metrics,
+            metric_options={m: {"score_threshold": args.score_threshold} for m in TRACKING},
         )
     except ValueError as e:
         if isinstance(e, FormatError):
@@ -289,8 +310,40 @@ def _int_list(data, label: str, what: str) -> list[int]:
     return data
 
 
+TRACKING = ("hota", "clear", "identity")
+
+
+def _metric_list(text: str) -> tuple[str, ...]:
+    """``--metrics``: known names, order kept, duplicates dropped."""
+    from ovis_jax._src.metrics.base import metric_names
+
+    names = tuple(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
+    known = metric_names()
+    unknown = [m for m in names if m not in known]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown metric {unknown[0]!r}, expected a comma-separated list of {', '.join(known)}"
+            if unknown
+            else f"expected a comma-separated list of {', '.join(known)}"
+        )
+    return names
+
+
+def _wants_errors(args: argparse.Namespace) -> bool:
+    return args.errors or "errors" in args.metrics
+
+
+def _wants_tracking(args: argparse.Namespace) -> bool:
+    return any(m in TRACKING for m in args.metrics)
+
+
 def _plot_names(args: argparse.Namespace) -> tuple[str, ...]:
-    return ("pr_curve.png", "per_category.png", *(("errors.png",) if args.errors else ()))
+    return (
+        "pr_curve.png",
+        "per_category.png",
+        *(("errors.png",) if _wants_errors(args) else ()),
+        *(("tracking.png",) if _wants_tracking(args) else ()),
+    )
 
 
 def _declare(args: argparse.Namespace, plan: OutputPlan, gt_path: str, results_path: str) -> None:
@@ -366,6 +419,11 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         parser.error("--demo takes no --gt / --results")
     if (args.gt is None) != (args.results is None):
         parser.error("--gt and --results go together (or give neither, for the demo)")
+    if args.score_threshold is not None and not math.isfinite(args.score_threshold):
+        parser.error(f"--score-threshold expects a finite number, got {args.score_threshold}")
+    if args.score_threshold is not None and not _wants_tracking(args):
+        parser.error("--score-threshold applies to the tracking metrics: add hota, clear or "
+                     "identity to --metrics")  # fmt: skip
     if args.plots is not None:
         from ovis_jax._src.metrics.plots import MATPLOTLIB_HINT, have_matplotlib
 

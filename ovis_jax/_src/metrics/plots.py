@@ -167,6 +167,46 @@ def _plot_errors(result: EvalResult, path: str) -> None:
     fig.savefig(path)
 
 
+def _plot_tracking(result: EvalResult, path: str) -> None:
+    """DetA against AssA per category (HOTA = sqrt(DetA * AssA) on the dashed curves)."""
+    tracking = result.metrics["tracking"]
+    rows = [c for c in tracking.per_category if c["HOTA_TP"] + c["HOTA_FN"] > 0]
+    det = np.asarray([c["DetA"] for c in rows], dtype=np.float64)
+    ass = np.asarray([c["AssA"] for c in rows], dtype=np.float64)
+    fig = _figure(7.0, 6.2)
+    ax = fig.add_subplot()
+    x = np.linspace(0.005, 1.0, 400)
+    for h in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
+        y = h * h / x
+        keep = y <= 1.0
+        ax.plot(x[keep], y[keep], color="0.75", linestyle="--", linewidth=0.8)
+        ax.text(h, h, f"{h:.1f}", fontsize=7, color="0.45", ha="right", va="top")
+    ax.scatter(det, ass, s=22, color="tab:blue", zorder=3)
+    hota = np.sqrt(det * ass)
+    order = np.argsort(hota, kind="stable")
+    named = order if len(rows) <= NAMED_CATEGORIES // 2 else np.r_[order[:5], order[-5:]]
+    for i in named:
+        ax.annotate(rows[i]["name"], (det[i], ass[i]), fontsize=7, xytext=(3, 3),
+                    textcoords="offset points")  # fmt: skip
+    average = tracking.class_average_present
+    if rows:
+        ax.scatter([average["DetA"]], [average["AssA"]], marker="*", s=140, color="tab:red",
+                   zorder=4, label="mean over categories with ground truth")  # fmt: skip
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="DetA (detection accuracy)",
+           ylabel="AssA (association accuracy)")  # fmt: skip
+    missing = len(tracking.per_category) - len(rows)
+    note = f"; {missing} without ground truth not shown" if missing else ""
+    ax.set_title(
+        f"HOTA per category (dashed: HOTA = sqrt(DetA x AssA)); class average HOTA "
+        f"{tracking.class_average['HOTA']:.4f}{note}",
+        fontsize=9,
+    )
+    ax.set_aspect("equal")
+    ax.grid(alpha=0.3)
+    fig.savefig(path)
+
+
 def plot_results(result: EvalResult, out_dir: str | os.PathLike) -> list[str]:
     """Draws the evaluation's pictures into ``out_dir`` (created if needed).
 
@@ -174,7 +214,9 @@ def plot_results(result: EvalResult, out_dir: str | os.PathLike) -> list[str]:
       "all", maxDet 100) at IoU 0.50, 0.75 and averaged over the thresholds;
     - ``per_category.png``: AP per category, sorted (all names up to 60 categories; beyond, the
       sorted AP of every category plus the best and worst 25 by name);
-    - ``errors.png``: dAP50 of each error type, when ``result.errors`` is set.
+    - ``errors.png``: dAP50 of each error type, when ``result.errors`` is set;
+    - ``tracking.png``: DetA against AssA per category with HOTA's iso-curves, when the
+      tracking metrics were computed.
 
     Returns:
         The paths written.
@@ -192,5 +234,9 @@ def plot_results(result: EvalResult, out_dir: str | os.PathLike) -> list[str]:
     if result.errors is not None:
         path = os.path.join(out_dir, "errors.png")
         _plot_errors(result, path)
+        written.append(path)
+    if "tracking" in result.metrics:
+        path = os.path.join(out_dir, "tracking.png")
+        _plot_tracking(result, path)
         written.append(path)
     return written

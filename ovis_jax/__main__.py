@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from ovis_jax._src.cli.eval import main
+from ovis_jax._src.cli.guard import exit_process
+
+
+def console(prog: str | None = None) -> NoReturn:
+    """The console script: :func:`main`, then the process ends with its status."""
+    exit_process(main(prog=prog))
+
 
 if __name__ == "__main__":
-    raise SystemExit(main(prog="python -m ovis_jax"))
+    console(prog="python -m ovis_jax")

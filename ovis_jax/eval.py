@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from ovis_jax._src.cli.eval import main
+from typing import NoReturn
 
-__all__ = ["main"]
+from ovis_jax._src.cli.eval import main
+from ovis_jax._src.cli.guard import exit_process
+
+__all__ = ["console", "main"]
+
+
+def console(prog: str | None = None) -> NoReturn:
+    """The console script: :func:`main`, then the process ends with its status."""
+    exit_process(main(prog=prog))
+
 
 if __name__ == "__main__":
-    raise SystemExit(main(prog="python -m ovis_jax.eval"))
+    console(prog="python -m ovis_jax.eval")

@@ -17,7 +17,7 @@ import pytest
 import ovis_jax
 
 BIN = Path(sys.executable).parent
-SCRIPTS = ("ovis-jax-eval", "ovis-jax-check", "ovis-jax-pack", "ovis-jax-split")
+SCRIPTS = ("ovis-jax-eval", "ovis-jax-check", "ovis-jax-pack", "ovis-jax-split", "ovis-jax-synth")
 MODULES = ("ovis_jax.eval", "ovis_jax.check", "ovis_jax.pack", "ovis_jax.split", "ovis_jax.synth")
 
 

@@ -75,7 +75,7 @@ def _child(argv: list[str]) -> tuple[float, float]:
 def _in_process(gt_path: str, res_path: str) -> tuple[float, float]:
     """Seconds of ``evaluate`` from the paths, and of ``tracking_metrics`` on loaded data."""
     from ovis_jax import evaluate
-    from ovis_jax._src.io.loading import load_ground_truth, load_results
+    from ovis_jax._src.io.vis import load_ground_truth, load_results
     from ovis_jax._src.metrics.tracking.api import tracking_metrics
 
     t = time.perf_counter()
@@ -106,7 +106,7 @@ def main(argv=None) -> int:
     meta = scenarios.ensure_data(sc, args.data_dir)
     gt_path, res_path = meta["gt_path"], meta["results_path"]
     tool = _golden_tool()
-    from ovis_jax._src.io.loading import load_ground_truth, load_results
+    from ovis_jax._src.io.vis import load_ground_truth, load_results
 
     times: dict[str, list[float]] = {k: [] for k in ("te", "ours", "eval", "track")}
     rss: dict[str, list[float]] = {"te": [], "ours": []}

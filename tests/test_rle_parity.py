@@ -425,7 +425,7 @@ def test_inner_zero_run_in_uncompressed_ground_truth_is_refused():
         ovis_jax.evaluate(gt, results, backend="cpu")
 
 
-@pytest.mark.parametrize("runs", [[0, H * W], [105, 105, 0], [0, 105, 105, 0]])
+@pytest.mark.parametrize("runs", [[0, H * W], [105, 105, 0], [105, 105, 0, 0], [0, 105, 105, 0]])
 @pytest.mark.parametrize("backend", ["cpu", "reference"])
 def test_leading_and_trailing_zero_runs_are_accepted(backend, runs):
     gt, results = _dataset(write_counts(runs))

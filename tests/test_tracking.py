@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ovis_jax._src.io.loading import load_ground_truth, load_results
+from ovis_jax._src.io.vis import load_ground_truth, load_results
 from ovis_jax._src.metrics.tracking import clear, hota, identity
 from ovis_jax._src.metrics.tracking.api import tracking_metrics
 from ovis_jax._src.metrics.tracking.base import SequenceData

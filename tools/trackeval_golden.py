@@ -216,7 +216,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--bench", nargs=2, metavar=("GT", "RESULTS"))
     args = ap.parse_args(argv)
-    from ovis_jax._src.io.loading import load_ground_truth, load_results
+    from ovis_jax._src.io.vis import load_ground_truth, load_results
 
     if args.bench:
         return _bench(args.python, *args.bench)
@@ -239,7 +239,7 @@ def main(argv=None) -> int:
 
 def _bench(python: str, gt_path: str, res_path: str) -> int:
     """Times TrackEval's whole run (its process, load included) and ours on the same files."""
-    from ovis_jax._src.io.loading import load_ground_truth, load_results
+    from ovis_jax._src.io.vis import load_ground_truth, load_results
     from ovis_jax._src.metrics.tracking.api import tracking_metrics
 
     t = time.perf_counter()

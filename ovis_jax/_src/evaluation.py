@@ -15,13 +15,8 @@ import numpy as np
 from ovis_jax._src.backends.base import backend_names, get_backend
 from ovis_jax._src.backends.pipeline import run_pipeline
 from ovis_jax._src.errors import FormatError
-from ovis_jax._src.io.loading import (
-    NO_ANNOTATIONS,
-    GroundTruth,
-    Results,
-    load_ground_truth,
-    load_results,
-)
+from ovis_jax._src.io.model import GroundTruth, Results
+from ovis_jax._src.io.vis import NO_ANNOTATIONS, load_ground_truth, load_results
 from ovis_jax._src.metrics.ap.subsets import (
     group_stats,
     groups_of,

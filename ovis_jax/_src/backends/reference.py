@@ -14,7 +14,7 @@ import logging
 import numpy as np
 
 from ovis_jax._src import progress
-from ovis_jax._src.io.loading import GroundTruth, Results
+from ovis_jax._src.io.model import GroundTruth, Results
 from ovis_jax._src.metrics.ap.curves import CurveLayout
 from ovis_jax._src.params import EvalParams
 from ovis_jax._src.similarity.reference import frame_ious, track_iou

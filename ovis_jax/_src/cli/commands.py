@@ -22,7 +22,8 @@ from ovis_jax._src.cli.guard import (
     version_text,
 )
 from ovis_jax._src.cli.outputs import OutputPlan
-from ovis_jax._src.io.loading import load_ground_truth, parse_untyped, read_bytes
+from ovis_jax._src.io.read import parse_untyped, read_bytes
+from ovis_jax._src.io.vis import load_ground_truth
 from ovis_jax._src.workflow.check import check_results
 from ovis_jax._src.workflow.pack import MEMBER, pack_results
 from ovis_jax._src.workflow.split import split_ground_truth

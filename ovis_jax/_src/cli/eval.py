@@ -37,7 +37,8 @@ from ovis_jax._src.cli.guard import (
 from ovis_jax._src.cli.outputs import OutputPlan
 from ovis_jax._src.errors import FormatError
 from ovis_jax._src.evaluation import BACKENDS, evaluate, resolve_backend
-from ovis_jax._src.io.loading import load_ground_truth, load_results, parse_untyped, read_bytes
+from ovis_jax._src.io.read import parse_untyped, read_bytes
+from ovis_jax._src.io.vis import load_ground_truth, load_results
 from ovis_jax._src.metrics.ap.summary import (
     format_groups,
     format_length,

@@ -27,14 +27,9 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from ovis_jax._src.io.loading import (
-    GroundTruth,
-    Results,
-    load_ground_truth,
-    load_results,
-    parse_untyped,
-    read_bytes,
-)
+from ovis_jax._src.io.model import GroundTruth, Results
+from ovis_jax._src.io.read import parse_untyped, read_bytes
+from ovis_jax._src.io.vis import load_ground_truth, load_results
 
 __all__ = ["OVIS", "YTVOS", "VisDataset"]
 

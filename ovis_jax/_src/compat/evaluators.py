@@ -46,7 +46,8 @@ import numpy as np
 from ovis_jax._src.compat.datasets import VisDataset
 from ovis_jax._src.compat.summary_text import summary_lines
 from ovis_jax._src.evaluation import BACKENDS, evaluate
-from ovis_jax._src.io.loading import GroundTruth, Results, _fingerprint
+from ovis_jax._src.io.model import GroundTruth, Results
+from ovis_jax._src.io.vis import fingerprint as gt_fingerprint
 from ovis_jax._src.metrics.ap.subsets import restrict_ground_truth, restrict_results, take_tracks
 from ovis_jax._src.metrics.ap.summary import EvalResult
 from ovis_jax._src.params import EvalParams
@@ -158,7 +159,7 @@ def _pooled(gt: GroundTruth, results: Results, cat_ids: list) -> tuple[GroundTru
         category_ids=np.asarray([POOLED], dtype=np.int64),
         category_names=("all",),
         category_partition=np.full(1, -1, dtype=np.int64),
-        fingerprint=_fingerprint(gt.videos, np.asarray([POOLED]), ann_ids, gt.format),
+        fingerprint=gt_fingerprint(gt.videos, np.asarray([POOLED]), ann_ids, gt.format),
     )
     pooled_res = take_tracks(
         results,

@@ -126,10 +126,10 @@ def scan_strings(chars, char_start, s0, s1, codes, totals, areas, firsts, lasts,
             if x > _INT32_MAX:
                 code = HUGE
                 break
-            if zero_before:  # pycocotools' merge can end early at an inner zero-length run
+            if zero_before and x > 0:  # pycocotools' merge can end early at an inner zero run
                 code = ZERO_RUN
                 break
-            zero_before = x == 0 and m > 0
+            zero_before = x == 0 and (m > 0 or zero_before)  # zeros at the very end are fine
             if m & 1 and x > 0:
                 if first < 0:
                     first = pos

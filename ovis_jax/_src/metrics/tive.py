@@ -72,7 +72,7 @@ import numpy as np
 
 from ovis_jax._src.backends.base import Backend, get_backend
 from ovis_jax._src.backends.grouping import Groups, group_tracks, gt_ignore_flags, range_flags
-from ovis_jax._src.io.loading import GroundTruth, Results
+from ovis_jax._src.io.model import GroundTruth, Results
 from ovis_jax._src.params import EvalParams
 
 __all__ = [

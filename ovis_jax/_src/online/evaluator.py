@@ -58,7 +58,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ovis_jax._src.errors import FormatError
-from ovis_jax._src.io.loading import GroundTruth, Video, load_ground_truth
+from ovis_jax._src.io.model import GroundTruth, Video
+from ovis_jax._src.io.vis import load_ground_truth
 from ovis_jax._src.metrics.ap.summary import EvalResult, format_summary
 from ovis_jax._src.params import EvalParams
 

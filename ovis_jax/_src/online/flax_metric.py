@@ -23,7 +23,8 @@ from typing import Any
 
 from flax import nnx
 
-from ovis_jax._src.io.loading import GroundTruth, load_ground_truth
+from ovis_jax._src.io.model import GroundTruth
+from ovis_jax._src.io.vis import load_ground_truth
 from ovis_jax._src.metrics.ap.summary import EvalResult
 from ovis_jax._src.params import EvalParams
 from ovis_jax._src.streaming.evaluator import StreamingEvaluator

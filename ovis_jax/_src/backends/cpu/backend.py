@@ -23,7 +23,7 @@ from ovis_jax._src.backends.grouping import (
     not_ignored_counts,
     range_flags,
 )
-from ovis_jax._src.io.loading import GroundTruth, Results
+from ovis_jax._src.io.model import GroundTruth, Results
 from ovis_jax._src.metrics.ap.curves import CurveLayout
 from ovis_jax._src.metrics.matches import match_records
 from ovis_jax._src.parallel import run_chunks

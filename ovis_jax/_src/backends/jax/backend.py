@@ -31,7 +31,7 @@ from ovis_jax._src.backends.grouping import (
 from ovis_jax._src.backends.jax.accumulation import accumulate
 from ovis_jax._src.backends.jax.iou import track_ious
 from ovis_jax._src.backends.jax.matching import match_groups
-from ovis_jax._src.io.loading import GroundTruth
+from ovis_jax._src.io.model import GroundTruth
 from ovis_jax._src.masks.rle import MaskTable
 from ovis_jax._src.metrics.ap.curves import CurveLayout
 from ovis_jax._src.metrics.ap.summary import EvalResult

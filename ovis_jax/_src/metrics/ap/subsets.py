@@ -13,7 +13,8 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from ovis_jax._src.io.loading import GroundTruth, Results, _fingerprint
+from ovis_jax._src.io.model import GroundTruth, Results
+from ovis_jax._src.io.vis import fingerprint as gt_fingerprint
 from ovis_jax._src.metrics.ap.summary import EvalResult
 
 __all__ = [
@@ -67,7 +68,7 @@ def restrict_ground_truth(gt: GroundTruth, video_ids: np.ndarray) -> GroundTruth
     keep = np.flatnonzero(np.isin(gt.video_id, video_ids))
     videos = tuple(v for v in gt.videos if v.id in set(video_ids.tolist()))
     fields = ("ann_id", "video_id", "category_id", "iscrowd", "avg_area", "occ_score")
-    fingerprint = _fingerprint(videos, gt.category_ids, gt.ann_id[keep].tolist(), gt.format)
+    fingerprint = gt_fingerprint(videos, gt.category_ids, gt.ann_id[keep].tolist(), gt.format)
     return take_tracks(gt, keep, fields, videos=videos, fingerprint=fingerprint)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ovis_jax._src.io.loading import GroundTruth, Results
+from ovis_jax._src.io.model import GroundTruth, Results
 from ovis_jax._src.metrics.tracking import clear, hota, identity
 from ovis_jax._src.metrics.tracking.frames import build_sequences, kept_results
 

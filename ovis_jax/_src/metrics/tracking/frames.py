@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ovis_jax._src.backends.base import get_backend
-from ovis_jax._src.io.loading import GroundTruth, Results
+from ovis_jax._src.io.model import GroundTruth, Results
 from ovis_jax._src.metrics.tracking.base import SequenceData
 
 __all__ = ["Sequences", "build_sequences", "frame_ious", "kept_results"]

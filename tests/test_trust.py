@@ -450,7 +450,7 @@ def test_unwritable_xla_cache_falls_back(tmp_path, monkeypatch, caplog):
         monkeypatch.setattr(xla_cache, "_fallback_dir", lambda: str(tmp_path / "fallback"))
         assert xla_cache.enable_compilation_cache(str(a_file / "xla")) == str(tmp_path / "fallback")
         monkeypatch.setattr(xla_cache, "_fallback_dir", lambda: str(a_file / "fallback"))
-        with caplog.at_level(logging.WARNING):
+        with caplog.at_level(logging.WARNING, logger="ovis_jax"):
             assert xla_cache.enable_compilation_cache(str(a_file / "xla")) is None
         assert len(caplog.records) == 1 and "compiling without a cache" in caplog.text
     finally:

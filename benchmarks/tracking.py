@@ -5,9 +5,9 @@ On one scenario's files (default ``ovis-valid``, generated and cached by
 
 * **TrackEval**: its own process (``tools/trackeval_golden.py``'s runner: import, load, HOTA +
   CLEAR + Identity for ``datasets.YouTubeVIS``) on the files converted once for its loader;
-* **ours, whole process**: ``python -c`` calling ``evaluate(gt, results, backend="cpu",
-  metrics=("hota", "clear", "identity"))`` on the original files (import, load, AP and the
-  tracking metrics: what ``python -m ovis_jax.eval --metrics ap,hota,clear,identity`` does);
+* **ours, whole process**: the command line users run, ``python -m ovis_jax.eval --gt G
+  --results R --metrics ap,hota,clear,identity --backend cpu -q`` on the original files
+  (import, load, the AP and the tracking metrics);
 * **ours, in process**: the same ``evaluate`` call from the paths in this (warm) process, and
   ``tracking_metrics`` alone on the loaded files.
 
@@ -35,11 +35,11 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import scenarios  # noqa: E402
 
-OURS = """
-import sys
-from ovis_jax import evaluate
-evaluate(sys.argv[1], sys.argv[2], backend="cpu", metrics=("hota", "clear", "identity"))
-"""
+
+def _ours(gt_path: str, res_path: str) -> list[str]:
+    """Our command line with the tracking metrics beside the AP."""
+    return [sys.executable, "-m", "ovis_jax.eval", "--gt", gt_path, "--results", res_path,
+            "--metrics", "ap,hota,clear,identity", "--backend", "cpu", "-q"]  # fmt: skip
 
 
 def _golden_tool():
@@ -116,9 +116,8 @@ def main(argv=None) -> int:
         del gt
         runner = Path(tmp) / "runner.py"
         runner.write_text(tool.RUNNER)
-        _child([sys.executable, "-c", OURS, gt_path, res_path])  # numba cache, page cache
-        commands = {"te": [args.python, str(runner), tmp],
-                    "ours": [sys.executable, "-c", OURS, gt_path, res_path]}  # fmt: skip
+        _child(_ours(gt_path, res_path))  # numba cache, page cache
+        commands = {"te": [args.python, str(runner), tmp], "ours": _ours(gt_path, res_path)}
         for r in range(args.rounds):
             for key, cmd in commands.items():
                 wall, peak = _child(cmd)
@@ -136,8 +135,8 @@ def main(argv=None) -> int:
     print("| run | median s | min-max s | speed-up | peak RSS MiB |")
     print("|---|---:|---:|---:|---:|")
     print(_row("TrackEval 1.3.0, whole process", times["te"], base, rss["te"]))
-    print(_row("ours, whole process (`python -c` evaluate, AP + tracking)", times["ours"], base,
-               rss["ours"]))  # fmt: skip
+    cli = "ours, whole process (`python -m ovis_jax.eval --metrics ap,hota,clear,identity`)"
+    print(_row(cli, times["ours"], base, rss["ours"]))
     print(_row("ours, in process: evaluate from paths (load + AP + tracking)", times["eval"],
                base, None))  # fmt: skip
     print(_row("ours, in process: `tracking_metrics` on loaded data", times["track"], base, None))

@@ -545,3 +545,34 @@ def test_numba_cache_dir_unwritable_falls_back(tmp_path):
     want = ovis_jax.evaluate(*synthetic.random_dataset(seed=1), backend="cpu").stats["AP"]
     assert float(p.stdout) == want
     assert np.isfinite(want) and numba.__version__
+
+
+def test_outputs_get_an_ordinary_files_mode(tmp_path, tiny):
+    """Outputs go through a private temporary file (mode 0600) and a rename; the file the user
+    gets has the mode a new file would (0666 without the umask), so others can read it."""
+    gt, results = tiny
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "res.json").write_text(json.dumps(results))
+    old = os.umask(0o022)
+    try:
+        argv = ["--gt", str(tmp_path / "gt.json"), "--results", str(tmp_path / "res.json"), "-q"]
+        for opt, name in (("--json", "o.json"), ("--matches", "m.jsonl"), ("--arrays", "a.npz")):
+            argv += [opt, str(tmp_path / name)]
+        assert cli.main(argv) == 0
+        for name in ("o.json", "m.jsonl", "a.npz"):
+            assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
+    finally:
+        os.umask(old)
+
+
+def test_pack_and_split_outputs_are_readable_by_others(tmp_path, tiny):
+    gt, results = tiny
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "res.json").write_text(json.dumps(results))
+    old = os.umask(0o022)
+    try:
+        out = str(tmp_path / "sub.zip")
+        assert commands.pack_main(["--results", str(tmp_path / "res.json"), "--out", out]) == 0
+        assert os.stat(out).st_mode & 0o777 == 0o644
+    finally:
+        os.umask(old)

@@ -26,10 +26,10 @@ import dataclasses
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Callable
 
 from ovis_jax._src.cli.guard import CliError
+from ovis_jax._src.tempfiles import temp_beside
 
 __all__ = ["OutputPlan", "same_file"]
 
@@ -142,7 +142,7 @@ class OutputPlan:
             raise CliError(f"cannot write {out.path!r} ({out.option}: {folder!r} is a file)")
         name = os.path.basename(out.path)
         try:
-            fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+            fd, temp = temp_beside(os.path.join(folder, name))
         except OSError as e:
             raise CliError(f"cannot write {out.path!r} ({out.option}: {_reason(e)})") from None
         os.close(fd)

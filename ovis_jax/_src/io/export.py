@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 
 from ovis_jax._src.metrics.ap.summary import EvalResult
+from ovis_jax._src.tempfiles import temp_beside
 
 __all__ = ["arrays_of", "save_arrays", "write_arrays"]
 
@@ -72,8 +72,7 @@ def save_arrays(result: EvalResult, path: str | os.PathLike) -> None:
     ``numpy.load(path)``; no pickle needed), through a temporary file of this call's own in the
     same folder and a rename."""
     path = os.fspath(path)
-    folder, name = os.path.split(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    fd, tmp = temp_beside(path)
     os.close(fd)
     try:
         write_arrays(result, tmp)

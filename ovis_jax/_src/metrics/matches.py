@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import NamedTuple
 
 import numpy as np
 
 from ovis_jax._src.backends.grouping import Groups, group_tracks, gt_ignore_flags
 from ovis_jax._src.params import EvalParams
+from ovis_jax._src.tempfiles import temp_beside
 
 __all__ = ["Matches", "assemble_matches", "match_records", "matches_lines", "write_matches"]
 
@@ -211,8 +211,7 @@ def write_matches(matches: Matches, path: str | os.PathLike) -> None:
     a temporary file of this call's own (unique, in the same folder) and a rename, so that an
     interrupted run leaves no truncated file and concurrent calls never mix their lines."""
     path = os.fspath(path)
-    folder, name = os.path.split(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    fd, tmp = temp_beside(path)
     try:
         with open(fd, "w", encoding="utf-8") as f:
             for line in matches_lines(matches):

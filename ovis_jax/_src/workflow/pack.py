@@ -7,13 +7,13 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
 import zipfile
 
 from ovis_jax._src.errors import FormatError
 from ovis_jax._src.io.read import parse_untyped, read_bytes
 from ovis_jax._src.io.rle_compress import compress_rles
 from ovis_jax._src.io.vis_results import uncompressed_frames
+from ovis_jax._src.tempfiles import temp_beside
 
 __all__ = ["MEMBER", "pack_results"]
 
@@ -64,8 +64,7 @@ def pack_results(
             "which the server rejects: pack with compress=True",
             len(found), *found[0],
         )  # fmt: skip
-    folder, name = os.path.split(os.path.abspath(os.fspath(out)))
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)  # this call's own
+    fd, tmp = temp_beside(os.fspath(out))  # this call's own
     os.close(fd)
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as z:

@@ -173,33 +173,36 @@ def _plot_tracking(result: EvalResult, path: str) -> None:
     rows = [c for c in tracking.per_category if c["HOTA_TP"] + c["HOTA_FN"] > 0]
     det = np.asarray([c["DetA"] for c in rows], dtype=np.float64)
     ass = np.asarray([c["AssA"] for c in rows], dtype=np.float64)
-    fig = _figure(7.0, 6.2)
+    fig = _figure(7.0, 6.6)
     ax = fig.add_subplot()
-    x = np.linspace(0.005, 1.0, 400)
-    for h in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
+    # Zoomed on the points (from 0, so the iso-curves keep their meaning).
+    top = min(1.0, max(float(det.max(initial=0.0)), float(ass.max(initial=0.0))) * 1.1 + 0.05)
+    x = np.linspace(top / 400, top, 400)
+    for h in np.arange(1, 10) / 10:
         y = h * h / x
-        keep = y <= 1.0
-        ax.plot(x[keep], y[keep], color="0.75", linestyle="--", linewidth=0.8)
-        ax.text(h, h, f"{h:.1f}", fontsize=7, color="0.45", ha="right", va="top")
+        keep = y <= top
+        if keep.any() and h < top:
+            ax.plot(x[keep], y[keep], color="0.75", linestyle="--", linewidth=0.8)
+            ax.text(h, h, f"HOTA {h:.1f}", fontsize=7, color="0.45", ha="left", va="bottom")
     ax.scatter(det, ass, s=22, color="tab:blue", zorder=3)
-    hota = np.sqrt(det * ass)
-    order = np.argsort(hota, kind="stable")
-    named = order if len(rows) <= NAMED_CATEGORIES // 2 else np.r_[order[:5], order[-5:]]
+    order = np.argsort(np.sqrt(det * ass), kind="stable")
+    named = order if len(rows) <= 12 else np.r_[order[:4], order[-4:]]
     for i in named:
-        ax.annotate(rows[i]["name"], (det[i], ass[i]), fontsize=7, xytext=(3, 3),
-                    textcoords="offset points")  # fmt: skip
-    average = tracking.class_average_present
+        ax.annotate(rows[i]["name"], (det[i], ass[i]), fontsize=7, xytext=(4, -3),
+                    textcoords="offset points", zorder=4)  # fmt: skip
     if rows:
+        average = tracking.class_average_present
         ax.scatter([average["DetA"]], [average["AssA"]], marker="*", s=140, color="tab:red",
-                   zorder=4, label="mean over categories with ground truth")  # fmt: skip
+                   zorder=5, label="mean over categories with ground truth")  # fmt: skip
         ax.legend(loc="lower right", fontsize=8)
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="DetA (detection accuracy)",
+    ax.set(xlim=(0, top), ylim=(0, top), xlabel="DetA (detection accuracy)",
            ylabel="AssA (association accuracy)")  # fmt: skip
     missing = len(tracking.per_category) - len(rows)
-    note = f"; {missing} without ground truth not shown" if missing else ""
+    named_note = "" if len(rows) <= 12 else "; the 4 best and 4 worst named"
+    missing_note = f"; {missing} without ground truth not shown" if missing else ""
     ax.set_title(
-        f"HOTA per category (dashed: HOTA = sqrt(DetA x AssA)); class average HOTA "
-        f"{tracking.class_average['HOTA']:.4f}{note}",
+        f"HOTA per category: class average {tracking.class_average['HOTA']:.4f}\n"
+        f"dashed: HOTA = sqrt(DetA x AssA){named_note}{missing_note}",
         fontsize=9,
     )
     ax.set_aspect("equal")

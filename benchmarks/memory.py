@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import inspect
 import json
 import os
 import shutil
@@ -156,7 +157,8 @@ def run_watched(cmd: list[str], env: dict[str, str], floor: int) -> dict[str, An
             time.sleep(0.05)
         rec = json.loads(Path(out).read_text()) if os.path.exists(out) else {"returncode": None}
         if rec.get("returncode") != 0:
-            rec["error"] = Path(err).read_text(errors="replace")[-2000:] if os.path.exists(err) else "?"
+            tail = Path(err).read_text(errors="replace")[-2000:] if os.path.exists(err) else "?"
+            rec["error"] = tail or f"exit status {rec.get('returncode')}"
         rec["min_available_gb"] = (low or 0) / GB
         return rec
 
@@ -265,17 +267,23 @@ def split(gt_path: str, results_path: str) -> dict[str, Any]:
     from ovis_jax._src.io.vis import load_ground_truth
     from ovis_jax._src.io.vis_results import load_results
 
+    # The in-place reading of the version measured, if it has one (as read_source calls it).
+    in_place = "writable" in inspect.signature(read.read_bytes).parameters
     with Sampler() as s:
         with s("import + ground truth"):
             gt = load_ground_truth(gt_path)
         with s("results: read bytes"):
-            raw, label = read.read_bytes(results_path, "results")
+            kw = {"writable": True} if in_place else {}
+            raw, _ = read.read_bytes(results_path, "results", **kw)
         with s("results: msgspec decode"):
             typed = read.TYPED_RESULTS.decode(raw)
         with s("results: segmentations walk (chars, offsets)"):
-            segs = segjson.read_segmentations(raw, [t.segmentations for t in typed])
+            kw = {"in_place": True} if in_place else {}
+            segs = segjson.read_segmentations(raw, [t.segmentations for t in typed], **kw)
         with s("results: FastFile items (dicts)"):
             fast = FastFile(typed, typed, segs)
+            for t in typed:
+                t.segmentations = None
             del raw, typed, segs
         with s("results: validate + mask table + rest"):
             results = load_results(fast, gt)
@@ -295,7 +303,7 @@ def split(gt_path: str, results_path: str) -> dict[str, Any]:
         for k in ("chars", "char_start", "frame_string", "frame_start", "string_area",
                   "string_first", "string_last", "string_values")
     )  # fmt: skip
-    return {"stages": s.rows, "tables": tables, "ap": stats.get("AP")}
+    return {"stages": s.rows, "tables": tables, "ap": stats.get("AP"), "in_place": in_place}
 
 
 def print_split(doc: dict[str, Any], results_bytes: int) -> None:
@@ -349,11 +357,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tmp", default=None, help="parent of the temporary folder")
     p.add_argument("--out", default=None, help="write the measurements as JSON")
     p.add_argument("--block-videos", type=int, default=BLOCK.num_videos)
+    p.add_argument(
+        "--snapshot", default=None, help="measure the package of this git revision (git archive)"
+    )
     args = p.parse_args(argv)
     floor = int(args.min_free_gb * GB)
     tmp = Path(tempfile.mkdtemp(prefix="ovis-mem-", dir=args.tmp))
     env = {"NUMBA_CACHE_DIR": str(tmp / "numba")}
-    doc: dict[str, Any] = {"uptime_before": _uptime(), "cases": []}
+    doc: dict[str, Any] = {"uptime_before": _uptime(), "cases": [], "snapshot": args.snapshot}
+    doc["revision"] = _revision(args.snapshot or "HEAD")
+    if args.snapshot:
+        env["PYTHONPATH"] = _snapshot(args.snapshot, tmp / "snapshot")
     try:
         t = time.perf_counter()
         block = block_templates(dataclasses.replace(BLOCK, num_videos=args.block_videos))
@@ -366,7 +380,8 @@ def main(argv: list[str] | None = None) -> int:
             code = "import json,sys,memory; print(json.dumps(memory.split(*sys.argv[1:3])))"
             out = subprocess.run(
                 [sys.executable, "-c", code, meta["gt_path"], meta["results_path"]],
-                env={**os.environ, **env, "PYTHONPATH": str(HERE)}, capture_output=True,
+                env={**os.environ, **env, "PYTHONPATH": _path(str(HERE), env.get("PYTHONPATH"))},
+                capture_output=True,
                 text=True, check=True,
             )  # fmt: skip
             doc["split"] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -381,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     doc["uptime_after"] = _uptime()
+    print(f"revision: {doc['revision']}")
     print(f"uptime before: {doc['uptime_before']}\nuptime after: {doc['uptime_after']}")
     if args.out:
         Path(args.out).write_text(json.dumps(doc, indent=1))
@@ -397,6 +413,36 @@ def _sizes(args: argparse.Namespace, block: tuple, tmp: Path, env: dict, floor: 
         if "stopped" in case:
             print(f"[memory] stopping: {case['stopped']}", flush=True)
             break
+
+
+def _snapshot(rev: str, folder: Path) -> str:
+    """Extracts the package of git revision ``rev`` into ``folder``; returns ``folder``."""
+    folder.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(HERE.parent), "archive", rev, "ovis_jax"], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return str(folder)
+
+
+def _revision(rev: str) -> str:
+    out = subprocess.run(
+        ["git", "-C", str(HERE.parent), "rev-parse", "--short", rev], capture_output=True, text=True
+    )
+    dirty = "" if rev != "HEAD" else _dirty()
+    return out.stdout.strip() + dirty
+
+
+def _dirty() -> str:
+    out = subprocess.run(
+        ["git", "-C", str(HERE.parent), "status", "--porcelain", "--", "ovis_jax"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    return " (+ uncommitted changes)" if out.stdout.strip() else ""
+
+
+def _path(*entries: str | None) -> str:
+    return os.pathsep.join(e for e in entries if e)
 
 
 def _fresh(folder: Path) -> Path:

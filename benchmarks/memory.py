@@ -365,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="ovis-mem-", dir=args.tmp))
     env = {"NUMBA_CACHE_DIR": str(tmp / "numba")}
     doc: dict[str, Any] = {"uptime_before": _uptime(), "cases": [], "snapshot": args.snapshot}
-    doc["revision"] = _revision(args.snapshot or "HEAD")
+    doc["revision"] = _revision(args.snapshot or "HEAD", clean=bool(args.snapshot))
     if args.snapshot:
         env["PYTHONPATH"] = _snapshot(args.snapshot, tmp / "snapshot")
     try:
@@ -425,11 +425,13 @@ def _snapshot(rev: str, folder: Path) -> str:
     return str(folder)
 
 
-def _revision(rev: str) -> str:
+def _revision(rev: str, *, clean: bool) -> str:
+    """The short hash of ``rev``; with ``clean`` False, says whether the package has
+    uncommitted changes (the working tree is measured)."""
     out = subprocess.run(
         ["git", "-C", str(HERE.parent), "rev-parse", "--short", rev], capture_output=True, text=True
     )
-    dirty = "" if rev != "HEAD" else _dirty()
+    dirty = _dirty() if clean is False else ""
     return out.stdout.strip() + dirty
 
 

@@ -381,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
             out = subprocess.run(
                 [sys.executable, "-c", code, meta["gt_path"], meta["results_path"]],
                 env={**os.environ, **env, "PYTHONPATH": _path(str(HERE), env.get("PYTHONPATH"))},
+                cwd=tmp,  # not the repository root: its package would shadow a --snapshot
                 capture_output=True,
                 text=True, check=True,
             )  # fmt: skip

@@ -86,3 +86,64 @@ def test_fast_path_errors_name_the_item(tmp_path, tiny):
         ovis_jax.load_results(results, ovis_jax.load_ground_truth(gt))
     assert str(fast.value) == str(slow.value)
     assert "results[2] (video_id 2), frame 0: mask size [10, 11]" in str(fast.value)
+
+
+def _many_tracks(seed: int, n: int) -> str:
+    """A results file of ``n`` tracks in the common form with whitespace, nulls, ``\\\\``
+    escapes and empty strings, about 2.4 MB for n = 8000 (several chunks on several cores)."""
+    rng = np.random.default_rng(seed)
+    items = []
+    for i in range(n):
+        frames = []
+        for _ in range(int(rng.integers(0, 6))):
+            if rng.random() < 0.3:
+                frames.append(" null ")
+                continue
+            counts = "".join(chr(c) for c in rng.integers(48, 112, int(rng.integers(0, 200))))
+            counts = counts.replace("\\", "\\\\")
+            frames.append(f'{{"size": [{i % 7 + 1}, 3],\n "counts": "{counts}"}}')
+        pad = " " * int(rng.integers(0, 40))
+        items.append(f'{{"video_id": {i},{pad}"segmentations": [{",".join(frames)}], "score": 1}}')
+    return "[" + ",\n".join(items) + "]"
+
+
+@pytest.mark.parametrize("cores", [1, 4])
+def test_in_place_equals_copy(monkeypatch, cores):
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    text = _many_tracks(cores, 8000)
+    assert len(text) > 2 << 20  # several chunks when cores > 1
+    copy = _read(text)
+    raw = bytearray(text.encode())
+    tracks = read.TYPED_RESULTS.decode(raw)
+    got = segjson.read_segmentations(raw, [t.segmentations for t in tracks], in_place=True)
+    assert (
+        got["chars"].base is not None
+        and got["chars"].ctypes.data == np.frombuffer(raw, np.uint8).ctypes.data
+    )  # written into the file's own buffer
+    assert set(got) == set(copy)
+    for name in copy:
+        np.testing.assert_array_equal(got[name], copy[name], err_msg=name)
+
+
+def test_in_place_leaves_the_bytes_alone_on_the_general_path():
+    text = '[{"video_id": 1, "segmentations": [{"size": [2, 3], "counts": [6]}]}]'
+    raw = bytearray(text.encode())
+    tracks = read.TYPED_RESULTS.decode(raw)
+    assert segjson.read_segmentations(raw, [t.segmentations for t in tracks], in_place=True) is None
+    assert raw == text.encode()
+
+
+def test_read_bytes_writable(tmp_path):
+    import gzip
+
+    path = tmp_path / "r.json"
+    path.write_text(_many_tracks(0, 50))
+    raw, _ = read.read_bytes(path, "results", writable=True)
+    assert isinstance(raw, bytearray) and raw == path.read_bytes()
+    plain, _ = read.read_bytes(path, "results")
+    assert isinstance(plain, bytes) and plain == path.read_bytes()
+    (tmp_path / "r.json.gz").write_bytes(gzip.compress(path.read_bytes()))
+    packed, _ = read.read_bytes(tmp_path / "r.json.gz", "results", writable=True)
+    assert isinstance(packed, bytes) and packed == path.read_bytes()
+    with pytest.raises(ovis_jax.FormatError, match="cap"):
+        read.read_bytes(path, "results", writable=True, max_bytes=100)

@@ -92,11 +92,17 @@ TYPED_GT = msgspec.json.Decoder(TypedGroundTruth)
 UNTYPED = msgspec.json.Decoder()
 
 
-def parse(raw: bytes, decoder: msgspec.json.Decoder, label: str) -> Any:
+def parse(
+    raw: bytes | bytearray, decoder: msgspec.json.Decoder, label: str, *, consume: bool = False
+) -> Any:
     """Parses JSON bytes: the fast path's typed structs when the file has the expected shape
     and every segmentation list is in the common form (see :mod:`ovis_jax._src.io.segjson`), else
     the general untyped objects; the standard library's parser is the last resort (it reads
-    numbers that overflow float64 as infinities, which validation then names)."""
+    numbers that overflow float64 as infinities, which validation then names).
+
+    ``consume``: ``raw`` (a ``bytearray``) is given up: the fast path writes the masks'
+    characters into it instead of into a copy (its other bytes are lost), so that a file's
+    strings are not held twice."""
     from ovis_jax._src.io import segjson
 
     try:
@@ -105,10 +111,14 @@ def parse(raw: bytes, decoder: msgspec.json.Decoder, label: str) -> Any:
         typed = None
     if typed is not None:
         tracks = typed.annotations if isinstance(typed, TypedGroundTruth) else typed
-        segments = segjson.read_segmentations(raw, [t.segmentations for t in tracks])
+        slices = [t.segmentations for t in tracks]
+        segments = segjson.read_segmentations(raw, slices, in_place=consume)
         if segments is not None:
-            return FastFile(typed, tracks, segments)
-        del typed, tracks
+            fast = FastFile(typed, tracks, segments)
+            for t in tracks:  # (its slices may now hold other bytes)
+                t.segmentations = None
+            return fast
+        del typed, tracks, slices
     return parse_untyped(raw, label)
 
 
@@ -182,8 +192,13 @@ def _too_large(label: str, cap: int, *, expansion: bool = False) -> FormatError:
 
 
 def read_bytes(
-    path: str | os.PathLike, what: str, *, max_bytes: int | None = None, duplicates: str = "error"
-) -> tuple[bytes, str]:
+    path: str | os.PathLike,
+    what: str,
+    *,
+    max_bytes: int | None = None,
+    duplicates: str = "error",
+    writable: bool = False,
+) -> tuple[bytes | bytearray, str]:
     """A JSON file's bytes, from the file itself, a ``.gz`` of it, or a zip archive holding it
     (its only ``.json`` member, or ``results.json``), and the label naming it in messages.
 
@@ -199,6 +214,8 @@ def read_bytes(
             ``OVIS_JAX_MAX_INPUT_BYTES``.
         duplicates: for a zip with two members of the chosen name, ``"error"`` or ``"last"``
             (the one Python's ``zipfile`` reads).
+        writable: a plain regular file comes as a ``bytearray`` (read in place), anything
+            else as ``bytes``.
 
     Raises:
         OSError: the file cannot be read (``FileNotFoundError`` when it does not exist).
@@ -219,7 +236,28 @@ def read_bytes(
             return _zip_member(f, label, cap, guard, duplicates)
         if stat.S_ISREG(mode) and os.fstat(f.fileno()).st_size > cap:
             raise _too_large(label, cap)
+        if stat.S_ISREG(mode) and writable:
+            return _read_into(f, head, label, cap), label
+        if stat.S_ISREG(mode):  # from the start again: head + rest would be two copies at once
+            f.seek(0)
+            return _read_capped(f, cap, label, cap), label
         return head + _read_capped(f, cap - len(head), label, cap), label
+
+
+def _read_into(f: io.BufferedReader, head: bytes, label: str, cap: int) -> bytearray:
+    """The whole regular file ``f`` (``head`` already read) as one ``bytearray``, read in
+    place (one buffer of the file's size), refused past the cap."""
+    size = os.fstat(f.fileno()).st_size
+    buf = bytearray(size + 1)  # one more byte: a file that grew since is noticed
+    buf[: len(head)] = head
+    n = len(head)
+    with memoryview(buf) as view:
+        while n < len(buf) and (k := f.readinto(view[n:])):
+            n += k
+    del buf[n:]
+    if n > size:  # it grew: the rest as it comes
+        buf += _read_capped(f, cap - n, label, cap)
+    return buf
 
 
 def _read_capped(f: io.BufferedReader, left: int, label: str, cap: int) -> bytes:
@@ -371,6 +409,6 @@ def read_source(
     """
     if isinstance(source, (str, os.PathLike)):
         progress.stage(logger, "read")
-        raw, label = read_bytes(source, what, max_bytes=max_bytes)
-        return parse(raw, decoder, label)
+        raw, label = read_bytes(source, what, max_bytes=max_bytes, writable=True)
+        return parse(raw, decoder, label, consume=isinstance(raw, bytearray))
     return source

@@ -186,12 +186,56 @@ def _offsets(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def read_segmentations(raw: bytes, slices: list) -> dict[str, np.ndarray] | None:
+@_jit
+def _move(b, dst, src, n):
+    """``b[dst:dst + n] = b[src:src + n]`` for ``dst <= src`` (overlap allowed)."""
+    for i in range(n):
+        b[dst + i] = b[src + i]
+
+
+def _in_order(starts: np.ndarray, ends: np.ndarray) -> bool:
+    """Whether the slices follow each other in the buffer without overlapping (file order)."""
+    return bool(np.all(starts[1:] >= ends[:-1])) if starts.shape[0] > 1 else True
+
+
+def _write_in_place(buf, starts, ends, cost, counts, offsets, outputs) -> np.ndarray:
+    """The second pass writing the characters into ``buf`` itself: ``buf[:C]``.
+
+    A string's characters lie in the buffer at or after the position they are copied to, so
+    each chunk of tracks first packs its characters at the start of its own slices (reading
+    ahead of writing, chunks independent: threads), then the packed chunks move down to their
+    final offsets one after the other. No second buffer as large as the strings is needed.
+    """
+    frame_start, string0, char0 = offsets
+    frame_string, size, char_start = outputs
+    packed: list[tuple[int, int, int]] = []
+
+    def pack(t0: int, t1: int) -> None:
+        shift = int(starts[t0] - char0[t0])  # >= 0: the characters before came from before
+        _walk_all(buf, starts, ends, t0, t1, True, counts, frame_start, string0, char0 + shift,
+                  buf, frame_string, size, char_start)  # fmt: skip
+        char_start[string0[t0] : string0[t1]] -= shift
+        packed.append((int(char0[t0]), shift, int(char0[t1] - char0[t0])))
+
+    run_chunks(pack, starts.shape[0], cost=cost, min_cost=1 << 20)
+    for dst, shift, n in sorted(packed):
+        if shift:
+            _move(buf, dst, dst + shift, n)
+    return buf[: int(char0[-1])]
+
+
+def read_segmentations(
+    raw: bytes | bytearray, slices: list, *, in_place: bool = False
+) -> dict[str, np.ndarray] | None:
     """Reads every track's raw ``segmentations`` slice in the common form.
 
     Args:
         raw: the whole file's bytes.
         slices: per track, the ``msgspec.Raw`` of its ``segmentations`` (a view into ``raw``).
+        in_place: ``raw`` is a ``bytearray`` the caller gives up: the characters are written
+            into it (``chars`` is a view of its start), so that the strings never exist twice;
+            ``raw`` and ``slices`` hold other bytes afterwards. Untouched when None is
+            returned.
 
     Returns:
         ``None`` if some track is not in the common form (the caller takes the general path),
@@ -201,6 +245,8 @@ def read_segmentations(raw: bytes, slices: list) -> dict[str, np.ndarray] | None
     """
     buf = np.frombuffer(raw, dtype=np.uint8)
     base = buf.ctypes.data
+    read_only = buf.view()  # the first pass never writes (one compilation for both sources)
+    read_only.flags.writeable = False
     n = len(slices)
     starts = np.empty(n, dtype=np.int64)
     ends = np.empty(n, dtype=np.int64)
@@ -216,23 +262,31 @@ def read_segmentations(raw: bytes, slices: list) -> dict[str, np.ndarray] | None
     none_u8, none_i = np.empty(0, np.uint8), np.empty(0, np.int64)
     none_hw = np.empty((0, 2), np.int64)
     run_chunks(
-        lambda t0, t1: _walk_all(buf, starts, ends, t0, t1, False, counts, zeros, zeros, zeros,
-                                 none_u8, none_i, none_hw, none_i),
+        lambda t0, t1: _walk_all(read_only, starts, ends, t0, t1, False, counts, zeros, zeros,
+                                 zeros, none_u8, none_i, none_hw, none_i),
         n, cost=cost, min_cost=1 << 20,
     )  # fmt: skip
     if n and counts[:, 0].min() < 0:
         return None
     frame_start, string0, char0 = (_offsets(counts[:, i]) for i in range(3))
-    chars = np.empty(int(char0[-1]), dtype=np.uint8)
     frame_string = np.empty(int(frame_start[-1]), dtype=np.int64)
     size = np.empty((int(string0[-1]), 2), dtype=np.int64)
     char_start = np.empty(int(string0[-1]) + 1, dtype=np.int64)
-    char_start[-1] = chars.shape[0]
+    char_start[-1] = char0[-1]
+    if in_place and buf.flags.writeable and _in_order(starts, ends):
+        offsets, outputs = (frame_start, string0, char0), (frame_string, size, char_start)
+        chars = _write_in_place(buf, starts, ends, cost, counts, offsets, outputs)
+        return _arrays(chars, char_start, frame_string, frame_start, size)
+    chars = np.empty(int(char0[-1]), dtype=np.uint8)
     run_chunks(
-        lambda t0, t1: _walk_all(buf, starts, ends, t0, t1, True, counts, frame_start, string0,
-                                 char0, chars, frame_string, size, char_start),
+        lambda t0, t1: _walk_all(read_only, starts, ends, t0, t1, True, counts, frame_start,
+                                 string0, char0, chars, frame_string, size, char_start),
         n, cost=cost, min_cost=1 << 20,
     )  # fmt: skip
+    return _arrays(chars, char_start, frame_string, frame_start, size)
+
+
+def _arrays(chars, char_start, frame_string, frame_start, size) -> dict[str, np.ndarray]:
     return {
         "chars": chars,
         "char_start": char_start,

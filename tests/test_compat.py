@@ -28,8 +28,9 @@ from ovis_jax.compat import OVIS, YTVOS, OVISeval, YTVOSeval
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = json.loads((REPO / "tests" / "data" / "compat_stats.json").read_text())
 CASES = {c["name"]: c for c in GOLDEN["cases"]}
-#: Recipes whose sequences run in the quick suite (the others are marked slow).
-QUICK = ("handmade_iou_ties", "ovis_like_ytvis_3")
+#: Recipes (every sequence) and recipe/sequence names that run in the quick suite, both formats
+#: (the others are marked slow).
+QUICK = ("handmade_iou_ties", "ovis_like_ytvis_3/default")
 TOL = 1e-12
 
 
@@ -57,7 +58,7 @@ def _inputs(recipe: dict) -> tuple[dict, list]:
 def _params():
     out = []
     for name in CASES:
-        marks = () if name.split("/")[0] in QUICK else (pytest.mark.slow,)
+        marks = () if name in QUICK or name.split("/")[0] in QUICK else (pytest.mark.slow,)
         for backend in ovis_jax.BACKENDS:
             out.append(pytest.param(name, backend, id=f"{name}-{backend}", marks=marks))
     return out

@@ -159,8 +159,15 @@ class _DLPackOnly:
         return self.a.__dlpack_device__()
 
 
-@pytest.mark.parametrize("path", ["host", "device"])
-@pytest.mark.parametrize("form", [_ArrayOnly, _DLPackOnly], ids=["array", "dlpack"])
+@pytest.mark.parametrize(
+    ("form", "path"),
+    [
+        pytest.param(_ArrayOnly, "host", id="array-host"),
+        pytest.param(_DLPackOnly, "host", id="dlpack-host"),
+        pytest.param(_ArrayOnly, "device", id="array-device"),
+        pytest.param(_DLPackOnly, "device", id="dlpack-device", marks=pytest.mark.slow),
+    ],
+)
 def test_input_protocols(path, form):
     gt, results, per_video = _dataset(0)
     ev = OnlineEvaluator(gt, path=path, backend="cpu")

@@ -122,6 +122,7 @@ def test_one_length_range_covering_everything_is_the_official_ap(seed: int) -> N
         )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 3])
 def test_length_pass_on_ovis_like_tracks(seed: int) -> None:
     """Realistic tracks whose lengths span every default range: the backends agree."""

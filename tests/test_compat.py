@@ -28,8 +28,12 @@ from ovis_jax.compat import OVIS, YTVOS, OVISeval, YTVOSeval
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = json.loads((REPO / "tests" / "data" / "compat_stats.json").read_text())
 CASES = {c["name"]: c for c in GOLDEN["cases"]}
-#: Recipes whose sequences run in the quick suite (the others are marked slow).
-QUICK = ("handmade_iou_ties", "ovis_like_ytvis_3")
+#: Recipes (every sequence) and recipe/sequence names that run in the quick suite, both formats
+#: (the others are marked slow).
+QUICK = ("handmade_iou_ties", "ovis_like_ytvis_3/default")
+#: Sequences whose parameters give the kernels new shapes (IoU / recall thresholds, maxDets, area
+#: ranges): on the jax backend each compiles anew, so there they run in the slow suite only.
+NEW_SHAPES = ("maxdets_4", "area_ranges_relabelled", "iou_rec_thresholds", "accumulate_recthrs")
 TOL = 1e-12
 
 
@@ -57,8 +61,10 @@ def _inputs(recipe: dict) -> tuple[dict, list]:
 def _params():
     out = []
     for name in CASES:
-        marks = () if name.split("/")[0] in QUICK else (pytest.mark.slow,)
+        quick = name in QUICK or name.split("/")[0] in QUICK
         for backend in ovis_jax.BACKENDS:
+            slow = not quick or (backend == "jax" and name.split("/")[1] in NEW_SHAPES)
+            marks = (pytest.mark.slow,) if slow else ()
             out.append(pytest.param(name, backend, id=f"{name}-{backend}", marks=marks))
     return out
 

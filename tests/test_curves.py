@@ -13,8 +13,10 @@ from ovis_jax.testing import synthetic
 BACKENDS = ("cpu", "jax", "reference")
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("seed", [0, 5])
+@pytest.mark.parametrize(
+    "backend", ["cpu", pytest.param("jax", marks=pytest.mark.slow), "reference"]
+)
+@pytest.mark.parametrize("seed", [0, pytest.param(5, marks=pytest.mark.slow)])
 def test_compact_equals_official_arrays(backend, seed):
     gt, res = synthetic.random_dataset(seed=seed)
     groups = {"first": [gt["categories"][0]["id"]]}

@@ -17,9 +17,9 @@ object ``json.loads`` makes of it has the same outcome (the two parsers agree).
 The cases run in a subprocess (``python tests/test_fuzz.py --worker FIRST LAST``) so that a
 segfault or a hang is reported with its seed instead of killing pytest.
 
-    OVIS_JAX_FUZZ_CASES=10000 pytest tests/test_fuzz.py   # more cases (default 300)
-    OVIS_JAX_FUZZ_SEED=123 pytest tests/test_fuzz.py      # another first seed (default 0)
-    python tests/test_fuzz.py --case 4711                  # replay one case, with traceback
+    OVIS_JAX_FUZZ_CASES=10000 pytest -m slow tests/test_fuzz.py   # more cases (default 300)
+    OVIS_JAX_FUZZ_SEED=123 pytest -m slow tests/test_fuzz.py      # another first seed (default 0)
+    python tests/test_fuzz.py --case 4711                          # replay one case, with traceback
 """
 
 from __future__ import annotations
@@ -1263,9 +1263,11 @@ def test_missing_file(tmp_path, tiny_pair, which):
 # --------------------------------------------------------------------------------------------
 # Classes of issue 17: each a function of a seed that returns an outcome ("ok" / "error") or
 # raises Failure; run in subprocess workers like the cases above (a hang or a crash is a
-# failure). OVIS_JAX_FUZZ_CLASS_CASES scales them (default 100 each).
+# failure). OVIS_JAX_FUZZ_CLASS_CASES scales them (default 100 each, in the slow run; the
+# default run takes the first OVIS_JAX_FUZZ_QUICK_CLASS_CASES, default 10).
 
 CLASS_CASES = int(os.environ.get("OVIS_JAX_FUZZ_CLASS_CASES", 100))
+QUICK_CLASS_CASES = int(os.environ.get("OVIS_JAX_FUZZ_QUICK_CLASS_CASES", 10))
 
 
 def _rle_gt(h: int, w: int, counts: list[int]) -> dict:
@@ -1463,9 +1465,16 @@ def run_class(name: str, first: int, n: int) -> tuple[list[dict], dict]:
 
 
 @pytest.mark.parametrize("name", sorted(CLASSES))
-def test_fuzz_class(name):
-    failures, counts = run_class(name, FIRST_SEED, CLASS_CASES)
-    print(f"fuzz class {name}: seeds {FIRST_SEED}..{FIRST_SEED + CLASS_CASES - 1}: {counts}")
+@pytest.mark.parametrize(
+    "n",
+    [
+        pytest.param(QUICK_CLASS_CASES, id="quick"),
+        pytest.param(CLASS_CASES, id="full", marks=pytest.mark.slow),
+    ],
+)
+def test_fuzz_class(name, n):
+    failures, counts = run_class(name, FIRST_SEED, n)
+    print(f"fuzz class {name}: seeds {FIRST_SEED}..{FIRST_SEED + n - 1}: {counts}")
     assert not failures, failures[:5]
     assert counts["ok"] > 0 and counts["error"] > 0, counts
 
@@ -1748,6 +1757,8 @@ def test_fuzz_fs_and_env():
 # rejects.
 
 ARCHIVE_CASES = int(os.environ.get("OVIS_JAX_ARCHIVE_FUZZ_CASES", 300))
+#: The default run's share (the first seeds); the slow run runs ARCHIVE_CASES.
+QUICK_ARCHIVE_CASES = int(os.environ.get("OVIS_JAX_ARCHIVE_FUZZ_QUICK_CASES", 40))
 _UNREADABLE_METHODS = [1, 2, 3, 4, 5, 6, 7, 9, 10, 18, 19, 20, 93, 95, 96, 97, 98]
 
 
@@ -1864,15 +1875,23 @@ def run_archive_case(seed: int, tmp: Path, gt: Any, raw: bytes, want: Any) -> st
         path.unlink()
 
 
-def test_archive_fuzz(tmp_path):
-    """OVIS_JAX_ARCHIVE_FUZZ_CASES=10000 pytest tests/test_fuzz.py -k archive (default 300)."""
+@pytest.mark.parametrize(
+    "n",
+    [
+        pytest.param(QUICK_ARCHIVE_CASES, id="quick"),
+        pytest.param(ARCHIVE_CASES, id="full", marks=pytest.mark.slow),
+    ],
+)
+def test_archive_fuzz(tmp_path, n):
+    """OVIS_JAX_ARCHIVE_FUZZ_CASES=10000 pytest -m slow tests/test_fuzz.py -k archive (default
+    300; the default run: the first 40)."""
     gt_dict, res = _tiny_pair(False)
     gt = ovis_jax.load_ground_truth(gt_dict)
     raw = json.dumps(res).encode()
     want = ovis_jax.load_results(res, gt)
     kinds: dict[str, int] = {}
     failures = []
-    for seed in range(FIRST_SEED, FIRST_SEED + ARCHIVE_CASES):
+    for seed in range(FIRST_SEED, FIRST_SEED + n):
         try:
             kind = run_archive_case(seed, tmp_path, gt, raw, want)
         except Failure as e:
@@ -1882,9 +1901,9 @@ def test_archive_fuzz(tmp_path):
             failures.append(f"seed {seed}: {type(e).__name__}: {e}")
             continue
         kinds[kind] = kinds.get(kind, 0) + 1
-    print(f"archive fuzz: seeds {FIRST_SEED}..{FIRST_SEED + ARCHIVE_CASES - 1}: {kinds}")
+    print(f"archive fuzz: seeds {FIRST_SEED}..{FIRST_SEED + n - 1}: {kinds}")
     assert not failures, "\n".join(failures[:20])
-    assert len(kinds) == 8 or ARCHIVE_CASES < 100, kinds
+    assert len(kinds) == 8 or n < 100, kinds
 
 
 # --------------------------------------------------------------------------------------------

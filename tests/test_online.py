@@ -83,7 +83,7 @@ def _feed(ev: OnlineEvaluator, per_video, *, order=None, form=np.asarray) -> Non
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=pytest.mark.slow)])
 def test_host_path_equals_file_path(seed, backend):
     gt, results, per_video = _dataset(seed)
     ev = OnlineEvaluator(gt, backend=backend)
@@ -105,7 +105,7 @@ def test_rle_input_equals_file_path_with_lengths(backend):
     assert_results_equal(ev.compute(), ovis_jax.evaluate(gt, results, backend=backend), tol=0.0)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=pytest.mark.slow)])
 def test_device_path_equals_file_path(seed):
     gt, results, per_video = _dataset(seed)
     ev = OnlineEvaluator(gt, path="device", max_predictions=16)
@@ -159,8 +159,15 @@ class _DLPackOnly:
         return self.a.__dlpack_device__()
 
 
-@pytest.mark.parametrize("path", ["host", "device"])
-@pytest.mark.parametrize("form", [_ArrayOnly, _DLPackOnly], ids=["array", "dlpack"])
+@pytest.mark.parametrize(
+    ("form", "path"),
+    [
+        pytest.param(_ArrayOnly, "host", id="array-host"),
+        pytest.param(_DLPackOnly, "host", id="dlpack-host"),
+        pytest.param(_ArrayOnly, "device", id="array-device"),
+        pytest.param(_DLPackOnly, "device", id="dlpack-device", marks=pytest.mark.slow),
+    ],
+)
 def test_input_protocols(path, form):
     gt, results, per_video = _dataset(0)
     ev = OnlineEvaluator(gt, path=path, backend="cpu")

@@ -308,7 +308,14 @@ def test_pack_refuses_a_non_list(tmp_path, capsys):
 # split
 
 
-@pytest.mark.parametrize(("seed", "fraction"), [(0, 0.2), (1, 0.5), (7, 0.3)])
+@pytest.mark.parametrize(
+    ("seed", "fraction"),
+    [
+        (0, 0.2),
+        pytest.param(1, 0.5, marks=pytest.mark.slow),
+        pytest.param(7, 0.3, marks=pytest.mark.slow),
+    ],
+)
 def test_split_invariants(seed, fraction):
     gt, _ = synthetic.ovis_like(seed=seed, num_videos=30, num_categories=8)
     train, valid = split_ground_truth(gt, fraction=fraction, seed=seed)

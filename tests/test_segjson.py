@@ -144,6 +144,6 @@ def test_read_bytes_writable(tmp_path):
     assert isinstance(plain, bytes) and plain == path.read_bytes()
     (tmp_path / "r.json.gz").write_bytes(gzip.compress(path.read_bytes()))
     packed, _ = read.read_bytes(tmp_path / "r.json.gz", "results", writable=True)
-    assert isinstance(packed, bytes) and packed == path.read_bytes()
+    assert isinstance(packed, bytearray) and packed == path.read_bytes()  # ours: read in place
     with pytest.raises(ovis_jax.FormatError, match="cap"):
         read.read_bytes(path, "results", writable=True, max_bytes=100)

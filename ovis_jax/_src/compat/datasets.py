@@ -282,11 +282,10 @@ def _annotated(index: int, item: Any, vids: dict) -> Any:
     rles = [_compressed(segs[t], vids.get(ann.get("video_id"))) for t in present]
     areas: list = [None] * len(segs)
     boxes: list = [None] * len(segs)
-    if rles:
-        for t, area, box in zip(
-            present, mask_utils.area(rles), mask_utils.toBbox(rles), strict=True
-        ):
-            areas[t], boxes[t] = int(area), box
+    for t, rle in zip(present, rles, strict=True):
+        # One frame at a time, as the official code does (pycocotools' batched ``area`` fails
+        # for 256 or more masks).
+        areas[t], boxes[t] = int(mask_utils.area(rle)), mask_utils.toBbox(rle)
     ann["areas"] = areas
     if "bboxes" not in ann:
         ann["bboxes"] = boxes

@@ -214,8 +214,8 @@ def read_bytes(
             ``OVIS_JAX_MAX_INPUT_BYTES``.
         duplicates: for a zip with two members of the chosen name, ``"error"`` or ``"last"``
             (the one Python's ``zipfile`` reads).
-        writable: a plain regular file comes as a ``bytearray`` (read in place), anything
-            else as ``bytes``.
+        writable: a plain regular file comes as a ``bytearray`` (read in place), a zip member
+            or a pipe as ``bytes``. A ``.gz`` always comes as a ``bytearray`` of its own.
 
     Raises:
         OSError: the file cannot be read (``FileNotFoundError`` when it does not exist).
@@ -268,9 +268,10 @@ def _read_capped(f: io.BufferedReader, left: int, label: str, cap: int) -> bytes
     return data
 
 
-def _gunzip(f: io.BufferedReader, head: bytes, label: str, cap: int, guard: bool) -> bytes:
-    """Decompresses the gzip stream of ``f`` (all its members) within the cap."""
-    out = io.BytesIO()
+def _gunzip(f: io.BufferedReader, head: bytes, label: str, cap: int, guard: bool) -> bytearray:
+    """Decompresses the gzip stream of ``f`` (all its members) within the cap, into a
+    ``bytearray`` of our own (read in place, like a plain file)."""
+    out = bytearray()
     d = zlib.decompressobj(31)
     pending, consumed, fed = head, 0, False
     try:
@@ -279,17 +280,17 @@ def _gunzip(f: io.BufferedReader, head: bytes, label: str, cap: int, guard: bool
             consumed += len(chunk)
             while chunk:
                 fed = True
-                out.write(d.decompress(chunk, _CHUNK))
+                out += d.decompress(chunk, _CHUNK)
                 chunk = d.unconsumed_tail
                 if d.eof:  # the next member, if any (gzip allows several; zeros may pad)
                     chunk = d.unused_data.lstrip(b"\x00")  # holds the unconsumed tail too
                     d, fed = zlib.decompressobj(31), False
-                _check_size(out.tell(), consumed, label, cap, guard)
+                _check_size(len(out), consumed, label, cap, guard)
         if fed:
             raise EOFError("compressed file ended before the end-of-stream marker")
     except (OSError, EOFError, zlib.error) as e:
         raise FormatError(f"{label}: corrupt gzip data ({e})") from None
-    return out.getvalue()
+    return out
 
 
 def _check_size(size: int, consumed: int, label: str, cap: int, guard: bool) -> None:

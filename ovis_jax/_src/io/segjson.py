@@ -245,8 +245,12 @@ def read_segmentations(
     """
     buf = np.frombuffer(raw, dtype=np.uint8)
     base = buf.ctypes.data
-    read_only = buf.view()  # the first pass never writes (one compilation for both sources)
-    read_only.flags.writeable = False
+    # The first pass never writes; it reads the buffer as the second pass will (writable when
+    # the caller's buffer is), so that one compiled specialisation serves both passes.
+    source = buf
+    if not buf.flags.writeable:
+        source = buf.view()
+        source.flags.writeable = False
     n = len(slices)
     starts = np.empty(n, dtype=np.int64)
     ends = np.empty(n, dtype=np.int64)
@@ -262,7 +266,7 @@ def read_segmentations(
     none_u8, none_i = np.empty(0, np.uint8), np.empty(0, np.int64)
     none_hw = np.empty((0, 2), np.int64)
     run_chunks(
-        lambda t0, t1: _walk_all(read_only, starts, ends, t0, t1, False, counts, zeros, zeros,
+        lambda t0, t1: _walk_all(source, starts, ends, t0, t1, False, counts, zeros, zeros,
                                  zeros, none_u8, none_i, none_hw, none_i),
         n, cost=cost, min_cost=1 << 20,
     )  # fmt: skip
@@ -273,13 +277,13 @@ def read_segmentations(
     size = np.empty((int(string0[-1]), 2), dtype=np.int64)
     char_start = np.empty(int(string0[-1]) + 1, dtype=np.int64)
     char_start[-1] = char0[-1]
-    if in_place and buf.flags.writeable and _in_order(starts, ends):
+    if in_place and n and buf.flags.writeable and _in_order(starts, ends):
         offsets, outputs = (frame_start, string0, char0), (frame_string, size, char_start)
         chars = _write_in_place(buf, starts, ends, cost, counts, offsets, outputs)
         return _arrays(chars, char_start, frame_string, frame_start, size)
     chars = np.empty(int(char0[-1]), dtype=np.uint8)
     run_chunks(
-        lambda t0, t1: _walk_all(read_only, starts, ends, t0, t1, True, counts, frame_start,
+        lambda t0, t1: _walk_all(source, starts, ends, t0, t1, True, counts, frame_start,
                                  string0, char0, chars, frame_string, size, char_start),
         n, cost=cost, min_cost=1 << 20,
     )  # fmt: skip

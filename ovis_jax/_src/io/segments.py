@@ -170,8 +170,9 @@ class SegmentationCollector:
 
     def _add_general(self, segs: list, h: int, w: int, where: str) -> None:
         for t, seg in enumerate(segs):
-            # The official code tests `if seg:`, so an empty polygon list is an absent frame.
-            if seg is None or (isinstance(seg, list) and len(seg) == 0):
+            # The official code tests `if seg:`, so an empty polygon list and an empty object
+            # are absent frames.
+            if seg is None or (isinstance(seg, (list, dict)) and len(seg) == 0):
                 self.frame_string.append(-1)
                 continue
             self.frame_string.append(len(self.strings))

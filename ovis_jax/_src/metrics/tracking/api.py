@@ -111,8 +111,14 @@ def _cell(v) -> str:
     return f"{v:>10.4f}"
 
 
+def _per_alpha(v) -> np.ndarray:
+    return np.broadcast_to(np.asarray(v, dtype=np.float64), hota.ALPHAS.shape).copy()
+
+
 def _plain(v):
     """A JSON value: floats, ints, lists (NaN as None)."""
+    if isinstance(v, np.ndarray) and v.ndim == 0:
+        return _plain(v.item())
     if isinstance(v, np.ndarray):
         return [_plain(x) for x in v.tolist()]
     if isinstance(v, list):
@@ -223,7 +229,9 @@ def tracking_metrics(
         for name, res in combined.items():
             averages[name].update(_summary(fam, res))
             if fam == "hota":
-                per_alpha[name].update({k: np.asarray(res[k], float) for k in _HOTA_ARRAYS})
+                # An average over no category is one NaN (as TrackEval's mean of nothing):
+                # spread over the alphas so that every per-alpha entry has shape (19,).
+                per_alpha[name].update({k: _per_alpha(res[k]) for k in _HOTA_ARRAYS})
         for entry, res in zip(per_cat, cats, strict=True):
             entry.update(_summary(fam, res))
         if fam == "hota":

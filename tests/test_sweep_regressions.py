@@ -18,6 +18,10 @@ from ovis_jax import compat
 
 BACKENDS = ("cpu", "jax", "reference")
 UNDEFINED = [-1.0] * 12
+# fmt: off
+LONG_TRACK = [0.9999999999999998, 0.9999999999999999, 0.9999999999999999, 0.9999999999999998,
+              -1.0, -1.0, 1.0, 1.0, 1.0, 1.0, -1.0, -1.0]
+# fmt: on
 
 
 def _video(n: int, h: int = 2, w: int = 2) -> dict:
@@ -57,8 +61,7 @@ CASES = {
     "no_annotations": (_no_annotations, UNDEFINED),
     "track_of_256_frames": (
         _long_track,
-        [0.9999999999999998, 0.9999999999999999, 0.9999999999999999, 0.9999999999999998]
-        + [-1.0, -1.0, 1.0, 1.0, 1.0, 1.0, -1.0, -1.0],
+        LONG_TRACK,
     ),
     "empty_object_frame": (
         _empty_object_frame,

@@ -112,3 +112,27 @@ def test_cli_tracking_json_without_annotations(tmp_path):
     assert list(doc["stats"].values()) == UNDEFINED
     present = doc["tracking"]["class_average_present"]
     assert present["per_alpha"]["HOTA"] == [None] * 19
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_missing_iscrowd_is_not_a_crowd_with_a_warning(backend):
+    gt, res = _empty_object_frame()
+    bare = {**gt, "annotations": [{k: v for k, v in a.items() if k != "iscrowd"}
+                                  for a in gt["annotations"]]}  # fmt: skip
+    want = ovis_jax.evaluate(gt, res, backend=backend)
+    got = ovis_jax.evaluate(bare, res, backend=backend)
+    assert got.stats == want.stats
+    assert [w for w in got.warnings if "iscrowd" in w] == [
+        "1 ground-truth annotation(s) have no 'iscrowd': taken as 0 (not a crowd; the official "
+        "evaluator raises KeyError here)"
+    ]
+    assert not [w for w in want.warnings if "iscrowd" in w]
+
+
+def test_shared_category_names_warned_and_kept_apart():
+    gt, res = _empty_object_frame()
+    gt["categories"] = [{"id": 1, "name": "a"}, {"id": 2, "name": "a"}]
+    r = ovis_jax.evaluate(gt, res, backend="cpu", metrics=("ap", "hota"))
+    assert any("share the name(s) ['a']" in w for w in r.warnings)
+    ids = [c["id"] for c in r.metrics["tracking"].per_category]
+    assert ids == [1, 2]

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import math
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -222,6 +223,7 @@ class _GtContext:
     discarded: Collector
     seen_ids: dict[int, int] = dataclasses.field(default_factory=dict)
     unknown_cat: int = 0
+    no_iscrowd: int = 0
 
 
 NO_ANNOTATIONS = (
@@ -311,6 +313,8 @@ def _parse_annotation(i: int, a: Mapping, ctx: _GtContext) -> _Annotation | None
     if not is_id(cid):
         raise FormatError(f"{where}: 'category_id' must be an integer (64-bit), got {show(cid)}")
     segs = require(a, "segmentations", where)
+    if "iscrowd" not in a:
+        ctx.no_iscrowd += 1
     iscrowd = a.get("iscrowd", 0)
     if iscrowd not in (0, 1, True, False):
         raise FormatError(f"{where}: 'iscrowd' must be 0 or 1, got {show(iscrowd)}")
@@ -347,7 +351,14 @@ def _fill_missing_areas(avg: np.ndarray, masks: MaskTable) -> int:
 
 
 def _gt_warnings(
-    *, has_annotations: bool, num_anns: int, missing_areas: int, unknown_cat: int, no_occ: int
+    *,
+    has_annotations: bool,
+    num_anns: int,
+    missing_areas: int,
+    unknown_cat: int,
+    no_occ: int,
+    no_iscrowd: int = 0,
+    shared_names: tuple[str, ...] = (),
 ) -> list[str]:
     """The user-facing warnings of a ground-truth file, in a fixed order."""
     warnings = []
@@ -370,6 +381,16 @@ def _gt_warnings(
         warnings.append(
             f"{no_occ} ground-truth track(s) have no occlusion label in any frame: their "
             "occlusion score is 0.0 (the official evaluator divides by zero here)"
+        )
+    if no_iscrowd:
+        warnings.append(
+            f"{no_iscrowd} ground-truth annotation(s) have no 'iscrowd': taken as 0 (not a "
+            "crowd; the official evaluator raises KeyError here)"
+        )
+    if shared_names:
+        warnings.append(
+            f"categories share the name(s) {list(shared_names)}: every table keys categories "
+            "by id (TrackEval keys them by name and would keep only one)"
         )
     return warnings
 
@@ -438,6 +459,8 @@ def load_ground_truth(
         missing_areas=_fill_missing_areas(avg, masks),
         unknown_cat=ctx.unknown_cat,
         no_occ=sum(r.occ_score is None for r in rows),
+        no_iscrowd=ctx.no_iscrowd,
+        shared_names=tuple(sorted(n for n, k in Counter(cat_names).items() if k > 1)),
     )
     for w in warnings:
         logger.debug("warning: %s", w)  # returned in .warnings: one channel

@@ -109,6 +109,18 @@ FULL_SCENARIOS = (
         occlusion=False,
         seed=11,
     ),
+    Scenario(
+        "ovis-heldout",
+        "a second OVIS valid-like set (another seed, 30-110 frames, 10 predictions a video), "
+        "never used while tuning",
+        num_videos=140,
+        num_categories=25,
+        frames=(30, 110),
+        sizes=FULL_RES,
+        predictions_per_video=10,
+        occlusion=True,
+        seed=2027,
+    ),
 )
 
 _SMALL = ((60, 80), (90, 120))

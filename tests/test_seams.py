@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import json
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -95,3 +97,57 @@ def test_a_toy_backend_plugs_in_with_one_registration():
 def test_every_backend_object_has_every_stage(backend):
     engine = backends.get_backend(backend)
     assert isinstance(engine, backends.Backend) and engine.name == backend
+
+
+def _internal_imports() -> dict[str, set[str]]:
+    """Module → the ovis_jax modules it imports (any level, function-level imports included)."""
+    root = Path(ovis_jax.__file__).resolve().parent.parent
+    mods = {}
+    for p in sorted((root / "ovis_jax").rglob("*.py")):
+        parts = p.relative_to(root).with_suffix("").parts
+        mods[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
+    graph: dict[str, set[str]] = {}
+    for name, p in mods.items():
+        is_pkg = p.name == "__init__.py"
+        out = set()
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    here = name.split(".") if is_pkg else name.split(".")[:-1]
+                    here = here[: len(here) - node.level + 1]
+                    base = ".".join([*here, base] if base else here)
+                targets = [f"{base}.{a.name}" for a in node.names] + [base]
+            else:
+                continue
+            for t in targets:
+                while t and t not in mods:
+                    t = t.rpartition(".")[0]
+                if t and t != name and not name.startswith(t + "."):
+                    out.add(t)
+        graph[name] = out
+    return graph
+
+
+def test_no_import_circles():
+    """The package's modules import each other without a circle (issue 16), counting the
+    imports inside functions too."""
+    graph = _internal_imports()
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    circles = []
+
+    def visit(m: str, path: list[str]) -> None:
+        state[m] = 1
+        for t in sorted(graph[m]):
+            if state.get(t) == 1:
+                circles.append([*path[path.index(t) :], t])
+            elif t not in state:
+                visit(t, [*path, t])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+    assert circles == []

@@ -25,7 +25,8 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 
-from ovis_jax._src.backends.cpu.startup import kernels_cached, start_numba
+from ovis_jax._src.backends.cpu.cached import kernels_cached
+from ovis_jax._src.backends.cpu.startup import start_numba
 from ovis_jax._src.backends.jax.cache import default_cache_dir, enable_compilation_cache
 from ovis_jax._src.cli.guard import (
     EXIT_ERROR,

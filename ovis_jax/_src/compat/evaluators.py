@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from ovis_jax._src.compat.datasets import VisDataset
+from ovis_jax._src.compat.params import eval_params
 from ovis_jax._src.compat.summary_text import summary_lines
 from ovis_jax._src.evaluation import BACKENDS, evaluate
 from ovis_jax._src.io.model import GroundTruth, Results
@@ -184,28 +185,6 @@ def prepare_inputs(gt: GroundTruth, results: Results, pe: Any, *, ovis: bool) ->
         gt, results = _pooled(gt, results, list(pe.catIds))
         eval_cats = [POOLED]
     return _Inputs(gt=gt, results=results, video_ids=video_ids, eval_cats=eval_cats)
-
-
-def eval_params(pe: Any, rec_thrs: Any, *, ovis: bool) -> EvalParams:
-    """The :class:`~ovis_jax.EvalParams` of official parameters ``pe`` (recall thresholds
-    ``rec_thrs``, those of the accumulating ``params``).
-
-    Raises:
-        NotImplementedError: values the fast path does not take (a max-detection cut < 1).
-    """
-    occ = [[0, 1]] if not ovis else pe.occRng
-    try:
-        return EvalParams(
-            iou_thresholds=tuple(float(t) for t in pe.iouThrs),
-            recall_thresholds=tuple(float(r) for r in rec_thrs),
-            area_ranges=tuple((f"area{i}", float(lo), float(hi)) for i, (lo, hi) in
-                              enumerate(pe.areaRng)),
-            occlusion_ranges=tuple((f"occ{i}", float(lo), float(hi)) for i, (lo, hi) in
-                                   enumerate(occ)),
-            max_dets=tuple(int(m) for m in pe.maxDets),
-        )  # fmt: skip
-    except ValueError as e:
-        raise NotImplementedError(f"these params are out of reach of ovis_jax: {e}") from None
 
 
 def _positions(p: Any, pe: Any, eval_cats: list, ovis: bool) -> dict[str, list]:

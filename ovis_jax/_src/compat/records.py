@@ -20,7 +20,7 @@ def _pairs(ev: Any) -> dict:
     if "pairs" in ev._lazy:
         return ev._lazy["pairs"]
     from ovis_jax._src.backends.reference import match_pair, pair_with_ious
-    from ovis_jax._src.compat.evaluators import eval_params
+    from ovis_jax._src.compat.params import eval_params
 
     inputs, pe = ev._inputs, ev._paramsEval
     gt, res = inputs.gt, inputs.results

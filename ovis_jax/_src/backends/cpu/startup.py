@@ -20,8 +20,9 @@ numba chooses a function's cache folder when the function is defined. :func:`pre
 Only ovis_jax's own functions are affected; numba's behaviour for other code is unchanged.
 This is the only module that touches numba's private caching API.
 
-:func:`start_numba` (for the command line) initialises numba without its BLAS probe, and
-:func:`kernels_cached` says whether the CPU kernels are in the cache already.
+:func:`start_numba` (for the command line) initialises numba without its BLAS probe;
+:func:`ovis_jax._src.backends.cpu.cached.kernels_cached` says whether the CPU kernels are in
+the cache already (a module of its own: it imports the kernels, which import this one).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import pickle
 import sys
 import tempfile
 
-__all__ = ["kernels_cached", "prepare_numba", "start_numba"]
+__all__ = ["prepare_numba", "start_numba"]
 
 logger = logging.getLogger(__name__)
 
@@ -248,23 +249,3 @@ def start_numba() -> None:
         import numba.np.arraymath  # noqa: F401
     finally:
         sys.meta_path.remove(finder)
-
-
-def kernels_cached() -> bool:
-    """Whether numba's disk cache holds the CPU kernels for the current sources (best effort;
-    True when it cannot tell)."""
-    try:
-        from ovis_jax._src.backends.cpu import kernels as cpu_kernels
-        from ovis_jax._src.io import segjson
-        from ovis_jax._src.masks import scan
-
-        kernels = (
-            segjson._walk_all,
-            scan.scan_strings,
-            cpu_kernels.group_intersections,
-            cpu_kernels.match_groups,
-            cpu_kernels.accumulate,
-        )
-        return all(k._cache._cache_file._load_index() for k in kernels)
-    except Exception:  # private numba API: never let it break a command
-        return True

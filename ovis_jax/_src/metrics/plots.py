@@ -167,6 +167,32 @@ def _plot_errors(result: EvalResult, path: str) -> None:
     fig.savefig(path)
 
 
+#: Where a point's name may go, in points from the point (first free one wins).
+_LABEL_OFFSETS = ((4, -3), (4, 5), (4, -11), (-4, -3), (-4, 5), (-4, -11), (4, 13), (4, -19))
+
+
+def _label_points(ax, points: list, names: list, *, avoid=(), fontsize: float = 7) -> None:
+    """Names beside points, each at the first offset where its (approximate) box overlaps no
+    name placed before it nor a marker at ``avoid``; the last offset is kept when none is free."""
+    scale = 72.0 / ax.figure.dpi
+    placed: list[tuple[float, float, float, float]] = []
+    for x, y in avoid:
+        px, py = ax.transData.transform((x, y)) * scale
+        placed.append((px - 6, py - 6, px + 6, py + 6))
+    for (x, y), name in zip(points, names, strict=True):
+        px, py = ax.transData.transform((x, y)) * scale
+        w, h = 0.6 * fontsize * len(name), fontsize
+        for dx, dy in _LABEL_OFFSETS:
+            x0 = px + dx if dx > 0 else px + dx - w
+            box = (x0, py + dy, x0 + w, py + dy + h)
+            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
+                       for b in placed):  # fmt: skip
+                break
+        placed.append(box)
+        ax.annotate(name, (x, y), fontsize=fontsize, xytext=(dx, dy), textcoords="offset points",
+                    ha="left" if dx > 0 else "right", zorder=4)  # fmt: skip
+
+
 def _plot_tracking(result: EvalResult, path: str) -> None:
     """DetA against AssA per category (HOTA = sqrt(DetA * AssA) on the dashed curves)."""
     tracking = result.metrics["tracking"]
@@ -185,18 +211,20 @@ def _plot_tracking(result: EvalResult, path: str) -> None:
             ax.plot(x[keep], y[keep], color="0.75", linestyle="--", linewidth=0.8)
             ax.text(h, h, f"HOTA {h:.1f}", fontsize=7, color="0.45", ha="left", va="bottom")
     ax.scatter(det, ass, s=22, color="tab:blue", zorder=3)
+    ax.set(xlim=(0, top), ylim=(0, top))
+    ax.set_aspect("equal")
+    ax.apply_aspect()  # the final data-to-points transform, for the labels' boxes
     order = np.argsort(np.sqrt(det * ass), kind="stable")
-    named = order if len(rows) <= 12 else np.r_[order[:4], order[-4:]]
-    for i in named:
-        ax.annotate(rows[i]["name"], (det[i], ass[i]), fontsize=7, xytext=(4, -3),
-                    textcoords="offset points", zorder=4)  # fmt: skip
+    named = order if len(rows) <= 12 else np.r_[order[-4:][::-1], order[:4]]
+    average = tracking.class_average_present
+    mean = [(average["DetA"], average["AssA"])] if rows else []
+    names = [rows[i]["name"] for i in named]
+    _label_points(ax, [(det[i], ass[i]) for i in named], names, avoid=mean)
     if rows:
-        average = tracking.class_average_present
         ax.scatter([average["DetA"]], [average["AssA"]], marker="*", s=140, color="tab:red",
                    zorder=5, label="mean over categories with ground truth")  # fmt: skip
         ax.legend(loc="lower right", fontsize=8)
-    ax.set(xlim=(0, top), ylim=(0, top), xlabel="DetA (detection accuracy)",
-           ylabel="AssA (association accuracy)")  # fmt: skip
+    ax.set(xlabel="DetA (detection accuracy)", ylabel="AssA (association accuracy)")
     missing = len(tracking.per_category) - len(rows)
     named_note = "" if len(rows) <= 12 else "; the 4 best and 4 worst named"
     missing_note = f"; {missing} without ground truth not shown" if missing else ""
@@ -205,7 +233,6 @@ def _plot_tracking(result: EvalResult, path: str) -> None:
         f"dashed: HOTA = sqrt(DetA x AssA){named_note}{missing_note}",
         fontsize=9,
     )
-    ax.set_aspect("equal")
     ax.grid(alpha=0.3)
     fig.savefig(path)
 

@@ -245,6 +245,18 @@ def add_pairs(out, gi, ti, values):
 
 
 @_jit
+def _scratch(score, rg, rd, ng, nd):
+    """The per-frame scratch buffers (scores, matched rows and columns), grown to hold a frame
+    of ``ng`` ground truths and ``nd`` tracker detections."""
+    if ng * nd > score.shape[0]:
+        score = np.zeros(ng * nd)
+    if ng > rg.shape[0]:
+        rg = np.zeros(ng, dtype=np.int64)
+        rd = np.zeros(ng, dtype=np.int64)
+    return score, rg, rd
+
+
+@_jit
 def hota_matches(sim, align, gt_id, tracker_id, gt_start, tracker_start, pair_start, both,
                  n_gt, n_tr, mg, mt, ms, hard):  # fmt: skip
     """HOTA's per-frame matches where the assignment of ``align * sim`` is unique.
@@ -268,11 +280,7 @@ def hota_matches(sim, align, gt_id, tracker_id, gt_start, tracker_start, pair_st
     for t in both:
         p0, ng, nd = pair_start[t], n_gt[t], n_tr[t]
         g0, d0 = gt_start[t], tracker_start[t]
-        if ng * nd > score.shape[0]:
-            score = np.zeros(ng * nd)
-        if ng > rg.shape[0]:
-            rg = np.zeros(ng, dtype=np.int64)
-            rd = np.zeros(ng, dtype=np.int64)
+        score, rg, rd = _scratch(score, rg, rd, ng, nd)
         for i in range(ng):
             for j in range(nd):
                 score[i * nd + j] = align[gt_id[g0 + i], tracker_id[d0 + j]] * sim[p0 + j * ng + i]
@@ -339,11 +347,7 @@ def clear_walk(sim, gt_id, tracker_id, gt_start, tracker_start, pair_start, both
         t = both[kk]
         p0, ng, nd = pair_start[t], n_gt[t], n_tr[t]
         g0, d0 = gt_start[t], tracker_start[t]
-        if ng * nd > score.shape[0]:
-            score = np.zeros(ng * nd)
-        if ng > rg.shape[0]:
-            rg = np.zeros(ng, dtype=np.int64)
-            rd = np.zeros(ng, dtype=np.int64)
+        score, rg, rd = _scratch(score, rg, rd, ng, nd)
         for i in range(ng):
             g = gt_id[g0 + i]
             for j in range(nd):

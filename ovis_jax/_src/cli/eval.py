@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 
+from ovis_jax._src.backends.cpu import precompile
 from ovis_jax._src.backends.cpu.cached import kernels_cached
 from ovis_jax._src.backends.cpu.startup import start_numba
 from ovis_jax._src.backends.jax.cache import default_cache_dir, enable_compilation_cache
@@ -434,12 +435,14 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
             return EXIT_ERROR
     printable_streams()
     start_numba()
-    if args.backend != "jax" and sys.stderr.isatty() and not kernels_cached():
-        print(
-            "note: first run after an install: compiling the CPU kernels (about 10 s, once; "
-            "numba caches them for later runs)",
-            file=sys.stderr,
-        )
+    if args.backend != "jax" and not kernels_cached():
+        precompile.start()  # two of the kernels compile in a helper process meanwhile
+        if sys.stderr.isatty():
+            print(
+                "note: first run after an install: compiling the CPU kernels (a few seconds, "
+                "once; numba caches them for later runs)",
+                file=sys.stderr,
+            )
 
     def run(gt_path: str, results_path: str) -> None:
         plan = OutputPlan(quiet=args.quiet)
@@ -455,4 +458,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         else:
             run(args.gt, args.results)
 
-    return run_guarded(body, verbose=args.verbose, quiet=args.quiet)
+    try:
+        return run_guarded(body, verbose=args.verbose, quiet=args.quiet)
+    finally:
+        precompile.stop()

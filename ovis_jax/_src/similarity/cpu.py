@@ -14,6 +14,7 @@ import dataclasses
 import numpy as np
 
 from ovis_jax._src.backends.cpu import kernels as K
+from ovis_jax._src.backends.cpu import precompile
 from ovis_jax._src.backends.grouping import Groups
 from ovis_jax._src.masks.rle import MaskTable
 from ovis_jax._src.parallel import run_chunks
@@ -45,6 +46,7 @@ def pair_ious(d_masks: MaskTable, g_masks: MaskTable, groups: Groups) -> np.ndar
     n_pairs = int(groups.pair_start[-1])
     inter = np.zeros(n_pairs, dtype=np.int64)
     d, g = _side(d_masks), _side(g_masks)
+    precompile.wait_for("group_intersections")  # a first run's helper process may have it
     # Cost of a group: the run lengths it decodes plus those it merges (pairs x frames).
     run_chunks(
         lambda g0, g1: K.group_intersections(

@@ -16,6 +16,7 @@ import logging
 import numpy as np
 
 from ovis_jax._src.backends.cpu import kernels as K
+from ovis_jax._src.backends.cpu import precompile
 from ovis_jax._src.backends.grouping import (
     Groups,
     group_tracks,
@@ -85,6 +86,7 @@ def _accumulate(
     precision = np.full((n_t, n_r, n_j, n_s), -1.0)
     recall = np.full((n_t, n_j, n_s), -1.0)
     out_scores = np.full_like(precision, -1.0) if scores else np.empty((0, 1, 1, 1))
+    precompile.wait_for("accumulate")  # a first run's helper process may have it
     run_chunks(
         lambda j0, j1: K.accumulate(
             order, cat_start, groups.d_rank, score, matched, ignored, npig,

@@ -357,8 +357,8 @@ def _gt_warnings(
     missing_areas: int,
     unknown_cat: int,
     no_occ: int,
-    no_iscrowd: int = 0,
-    shared_names: tuple[str, ...] = (),
+    no_iscrowd: int,
+    shared_names: tuple[str, ...],
 ) -> list[str]:
     """The user-facing warnings of a ground-truth file, in a fixed order."""
     warnings = []

@@ -12,7 +12,7 @@ cores this takes about a second off a first run; later runs never start a child.
 Best effort throughout: a child that cannot start, fails or reports nothing costs only its
 CPU time, and the main process compiles as it would have. The child writes nothing but
 numba's cache files (atomically) and prints nothing but the kernels' names; :func:`stop` ends
-it when the command ends. ``tests/test_seams.py`` checks that :func:`signatures` are the ones
+it when the command ends. ``tests/test_precompile.py`` checks that :func:`signatures` are the ones
 an evaluation compiles (a stale signature would only compile something unused).
 """
 
